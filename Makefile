@@ -1,0 +1,49 @@
+# The two commands the README promises, on a fresh clone with only cargo, Python 3.11 and pip:
+#   make run    set up .venv, build the extension (release), run the engine's embedded default
+#   make test   set up .venv, build, run cargo test, the stub check and pytest
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ABSVENV := $(abspath $(VENV))
+NATIVE_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml pyproject.toml
+
+.PHONY: run test build bench rust-test py-test stubtest clean
+
+run: build
+	$(BIN)/synesthesia run
+
+test: build rust-test stubtest py-test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# pip >= 25.1 reads PEP 735 dependency groups straight from pyproject.toml.
+$(VENV)/.base: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install -q "maturin>=1.7,<2" "numpy>=1.26"
+	touch $@
+
+$(VENV)/.test-deps: pyproject.toml $(VENV)/.base
+	$(BIN)/python -m pip install -q --group test
+	touch $@
+
+$(VENV)/.built: $(NATIVE_SRC) $(VENV)/.base
+	VIRTUAL_ENV=$(ABSVENV) $(BIN)/maturin develop --release --quiet
+	touch $@
+
+build: $(VENV)/.built
+
+rust-test:
+	cargo test --workspace --quiet
+
+stubtest: build $(VENV)/.test-deps
+	$(BIN)/python -m mypy.stubtest synesthesia._native --allowlist python/synesthesia/_native.stubtest-allowlist
+
+py-test: build $(VENV)/.test-deps
+	$(BIN)/python -m pytest
+
+bench: build $(VENV)/.test-deps
+	$(BIN)/python bench/kernels.py --out bench/results/kernels.md
+
+clean:
+	rm -rf $(VENV) target python/synesthesia/_native*.so
