@@ -70,3 +70,50 @@ impl NanoEncoder {
         self.jpeg.encode_into(&small, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jpeg::QuantTables;
+
+    fn frame(w: usize, h: usize) -> Vec<u8> {
+        (0..w * h * 3).map(|i| ((i * 7 + i / 3 / w * 13) % 251) as u8).collect()
+    }
+
+    #[test]
+    fn fused_path_equals_resize_then_encode() {
+        let (w, h) = (1280, 704);
+        let data = frame(w, h);
+        let src = ImageView::packed(&data, w, h, 3).unwrap();
+        for method in [Method::Nearest, Method::Area, Method::Bilinear] {
+            let opts = EncodeOptions { qtables: Some(QuantTables::turbo()), ..Default::default() };
+            let mut nano = NanoEncoder::new(4, method, opts.clone()).unwrap();
+            assert_eq!(nano.output_size(w, h), (320, 176));
+            let mut fused = Vec::new();
+            nano.encode(&src, &mut fused).unwrap();
+
+            let mut small = vec![0u8; 320 * 176 * 3];
+            let mut dst = ImageViewMut::packed(&mut small, 320, 176, 3).unwrap();
+            resize::resize(&src, &mut dst, method).unwrap();
+            let expected = crate::jpeg::encode(&ImageView::packed(&small, 320, 176, 3).unwrap(), &opts).unwrap();
+            assert_eq!(fused, expected, "{method:?}");
+
+            let mut buf = vec![0u8; fused.len()];
+            assert_eq!(nano.encode_into(&src, &mut buf).unwrap(), fused.len());
+            assert_eq!(buf, fused);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_scale_and_tiny_buffers() {
+        assert!(matches!(
+            NanoEncoder::new(0, Method::Nearest, EncodeOptions::default()),
+            Err(Error::InvalidArgument { name: "scale", .. })
+        ));
+        let data = frame(64, 64);
+        let src = ImageView::packed(&data, 64, 64, 3).unwrap();
+        let mut nano = NanoEncoder::new(4, Method::Area, EncodeOptions::default()).unwrap();
+        let mut tiny = [0u8; 16];
+        assert!(matches!(nano.encode_into(&src, &mut tiny), Err(Error::BufferTooSmall { .. })));
+    }
+}
