@@ -1,0 +1,250 @@
+"""One settings tree for a run, read in the supervisor and handed to every stage process.
+
+Layers, lowest first: the defaults below < a TOML file (``--config``) < ``SYNESTHESIA_*``
+environment variables (``SYNESTHESIA_SERVE__PORT=9000``: section and key joined by a double
+underscore) < command-line flags. Every error names the key and the bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from synesthesia.errors import SynesthesiaError
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+ENV_PREFIX = "SYNESTHESIA_"
+
+
+class SettingsError(SynesthesiaError, ValueError):
+    """A setting is unknown or its value is unusable; ``key`` is its dotted name."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+@dataclass
+class CaptureSettings:
+    source: str = "demo"  # mic | demo | browser | a path to a WAV/FLAC file
+    device: str | None = None  # microphone name or index (mic source)
+    realtime: bool = True  # play files at real-time pace
+    loop: bool = True  # loop the demo or a file
+
+
+@dataclass
+class ListenSettings:
+    recognizer: Literal["pocketsphinx", "vosk"] = "pocketsphinx"
+    vosk_model: str | None = None
+    vad_threshold: float = 0.5
+
+
+@dataclass
+class NlpSettings:
+    vocabulary: str | None = None  # a TOML dictionary; None: the bundled one
+
+
+@dataclass
+class WorldSettings:
+    backend: Literal["procedural", "odyssey", "onnx", "emulate"] = "procedural"
+    width: int = 1280
+    height: int = 704
+    fps: float = 25.0
+    seed: int = 1
+    time_constant_s: float = 1.5
+    prompt: str = "mountains at sunset"
+    onnx_model: str | None = None
+    emulate_mean_ms: float = 1274.8
+    emulate_std_ms: float = 42.3
+
+
+@dataclass
+class EncodeSettings:
+    mode: Literal["nano", "preview", "full"] = "nano"
+    bitrate_bps: int = 2_000_000
+    quality: int = 75
+
+
+@dataclass
+class ServeSettings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None
+
+
+@dataclass
+class SupervisorSettings:
+    heartbeat_interval_s: float = 0.25
+    heartbeat_timeout_s: float = 2.0
+    restart_backoff_s: float = 0.1
+    restart_backoff_max_s: float = 5.0
+    max_restarts: int = 5
+    restart_window_s: float = 30.0
+    shutdown_grace_s: float = 3.0
+    memory_warn_mb: int = 1024
+    memory_kill_mb: int = 4096
+
+
+@dataclass
+class Settings:
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    listen: ListenSettings = field(default_factory=ListenSettings)
+    nlp: NlpSettings = field(default_factory=NlpSettings)
+    world: WorldSettings = field(default_factory=WorldSettings)
+    encode: EncodeSettings = field(default_factory=EncodeSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+    headless: bool = False
+    duration_s: float | None = None
+    record: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    runtime_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Settings:
+        settings = cls()
+        _apply(settings, data, "")
+        return settings
+
+
+def _convert(key: str, hint: Any, value: Any, from_text: bool) -> Any:
+    """Coerce ``value`` to the annotated type, or raise naming ``key``."""
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if value is None or (from_text and str(value).lower() in ("", "none", "null")):
+            if type(None) in get_args(hint):
+                return None
+        errors = []
+        for option in options:
+            try:
+                return _convert(key, option, value, from_text)
+            except SettingsError as exc:
+                errors.append(str(exc))
+        raise SettingsError(key, f"invalid value {value!r}")
+    if origin is Literal:
+        choices = get_args(hint)
+        if value not in choices:
+            raise SettingsError(key, f"invalid value {value!r}; expected one of {', '.join(map(repr, choices))}")
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if from_text and str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if from_text and str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(key, f"invalid value {value!r}; expected true or false")
+    if hint is int:
+        if isinstance(value, bool):
+            raise SettingsError(key, f"invalid value {value!r}; expected an integer")
+        if isinstance(value, int):
+            return value
+        if from_text:
+            try:
+                return int(str(value).replace("_", ""))
+            except ValueError:
+                pass
+        raise SettingsError(key, f"invalid value {value!r}; expected an integer")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if from_text:
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise SettingsError(key, f"invalid value {value!r}; expected a number")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise SettingsError(key, f"invalid value {value!r}; expected a string")
+    raise SettingsError(key, f"unsupported setting type {hint!r}")
+
+
+def _apply(target: Any, data: Mapping[str, Any], prefix: str, from_text: bool = False) -> None:
+    hints = typing.get_type_hints(type(target))
+    names = {f.name for f in dataclasses.fields(target)}
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        if name not in names:
+            known = ", ".join(sorted(names))
+            raise SettingsError(key, f"unknown setting (known here: {known})")
+        current = getattr(target, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise SettingsError(key, f"expected a table of settings, got {value!r}")
+            _apply(current, value, f"{key}.", from_text)
+        else:
+            setattr(target, name, _convert(key, hints[name], value, from_text))
+    _validate(target, prefix)
+
+
+def _validate(target: Any, prefix: str) -> None:
+    checks: dict[str, tuple[float, float]] = {
+        "fps": (1, 240),
+        "width": (16, 8192),
+        "height": (16, 8192),
+        "port": (0, 65535),
+        "quality": (1, 100),
+        "bitrate_bps": (10_000, 1_000_000_000),
+        "vad_threshold": (0.0, 1.0),
+    }
+    for name, (low, high) in checks.items():
+        if hasattr(target, name):
+            value = getattr(target, name)
+            if not low <= value <= high:
+                raise SettingsError(f"{prefix}{name}", f"invalid value {value!r}; must be in {low:g}..{high:g}")
+    for name in ("duration_s", "time_constant_s"):
+        value = getattr(target, name, None)
+        if value is not None and value < 0:
+            raise SettingsError(f"{prefix}{name}", f"invalid value {value!r}; must be >= 0")
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}SIMD":
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = layer
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return layer
+
+
+def load_settings(
+    config: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults < TOML file < environment < ``overrides`` (flags, as a nested mapping)."""
+    settings = Settings()
+    if config is not None:
+        path = Path(config)
+        try:
+            with path.open("rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise SettingsError("config", f"no such file: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError("config", f"{path} is not valid TOML: {exc}") from None
+        _apply(settings, data, "")
+    _apply(settings, _env_layer(os.environ if environ is None else environ), "", from_text=True)
+    if overrides:
+        _apply(settings, overrides, "")
+    return settings
