@@ -253,21 +253,27 @@ impl HPlan {
             simd -= 1;
         }
         simd &= !1;
-        let pairs = n / 2;
         let offs = taps.start.iter().map(|&s| s * c as u32).collect();
-        let pair = |x: usize, k: usize| {
-            let w = &taps.weights[x * n + 2 * k..][..2];
-            w[0] as u16 as u32 | (w[1] as u16 as u32) << 16
-        };
-        let mut weights = Vec::with_capacity(simd / 2 * pairs);
-        for x in (0..simd).step_by(2) {
-            for k in 0..pairs {
-                let (a, b) = (pair(x, k), pair(x + 1, k));
-                weights.push([a, a, a, a, b, b, b, b]);
-            }
-        }
-        Some(HPlan { c, pairs, simd, offs, weights })
+        Some(HPlan { c, pairs: n / 2, simd, offs, weights: lane_weights(taps, simd) })
     }
+}
+
+/// Per (pixel pair, tap pair) of pixels `0..simd`: lane 0 the first pixel's two weights,
+/// lane 1 the second's, each repeated for the four i32 channel slots.
+fn lane_weights(taps: &Taps, simd: usize) -> Vec<[u32; 8]> {
+    let n = taps.n;
+    let pair = |x: usize, k: usize| {
+        let w = &taps.weights[x * n + 2 * k..][..2];
+        w[0] as u16 as u32 | (w[1] as u16 as u32) << 16
+    };
+    let mut weights = Vec::with_capacity(simd / 2 * n / 2);
+    for x in (0..simd).step_by(2) {
+        for k in 0..n / 2 {
+            let (a, b) = (pair(x, k), pair(x + 1, k));
+            weights.push([a, a, a, a, b, b, b, b]);
+        }
+    }
+    weights
 }
 
 /// Horizontal pass (see `portable::hpass`) driven by an [`HPlan`].
@@ -372,4 +378,132 @@ pub(crate) unsafe fn vpass(ring: &[i16], slots: usize, first: usize, w: &[i16], 
         i += 16;
     }
     portable::vpass_range(ring, slots, first, w, out, i);
+}
+
+/// Vertical pass first (see `portable::vfirst`), 16 samples per step.
+///
+/// # Safety
+/// The CPU must support AVX2; rows `s0..s0 + w.len()` exist and `out` holds a row.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn vfirst(src: &ImageView, s0: usize, w: &[i16], out: &mut [i16]) {
+    let nt = w.len();
+    let len = src.row_bytes();
+    if nt > MAX_VTAPS || out.len() < len {
+        return portable::vfirst(src, s0, w, out);
+    }
+    let mut rows = [std::ptr::null::<u8>(); MAX_VTAPS + 1];
+    for (j, r) in rows.iter_mut().enumerate().take(nt) {
+        *r = src.row(s0 + j).as_ptr();
+    }
+    // An odd last tap is paired with itself at weight zero.
+    rows[nt] = rows[nt - 1];
+    let pairs = nt.div_ceil(2);
+    let mut wv = [_mm256_setzero_si256(); MAX_VTAPS / 2 + 1];
+    for (p, v) in wv.iter_mut().enumerate().take(pairs) {
+        let a = w[2 * p] as u16 as u32;
+        let b = w.get(2 * p + 1).map_or(0, |&v| v as u16 as u32);
+        *v = _mm256_set1_epi32((a | (b << 16)) as i32);
+    }
+    let round = _mm256_set1_epi32(1 << (HSHIFT - 1));
+    let o = out.as_mut_ptr();
+    let mut i = 0;
+    while i + 16 <= len {
+        let (mut lo, mut hi) = (round, round);
+        for (p, &wp) in wv.iter().enumerate().take(pairs) {
+            let a = _mm256_cvtepu8_epi16(_mm_loadu_si128(rows[2 * p].add(i).cast()));
+            let b = _mm256_cvtepu8_epi16(_mm_loadu_si128(rows[2 * p + 1].add(i).cast()));
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wp));
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wp));
+        }
+        let lo = _mm256_srai_epi32::<{ HSHIFT as i32 }>(lo);
+        let hi = _mm256_srai_epi32::<{ HSHIFT as i32 }>(hi);
+        _mm256_storeu_si256(o.add(i).cast(), _mm256_packs_epi32(lo, hi));
+        i += 16;
+    }
+    portable::vfirst_range(src, s0, w, out, i);
+}
+
+/// The horizontal-last pass prepared for one pair of row widths (C = 3 or 4, even tap count),
+/// laid out like [`HPlan`] but reading i16 samples.
+pub(crate) struct HLastPlan {
+    c: usize,
+    pairs: usize,
+    /// Pixels `0..simd` take the SIMD loop (their 4-byte stores stay inside the output row;
+    /// loads may run into the intermediate row's padding).
+    simd: usize,
+    /// Intermediate-row sample offset of each output pixel's first tap.
+    offs: Vec<u32>,
+    weights: Vec<[u32; 8]>,
+}
+
+impl HLastPlan {
+    pub(crate) fn new(c: usize, taps: &Taps) -> Option<HLastPlan> {
+        let n = taps.n;
+        // A 16-byte load must cover a tap pair (2c samples) and stay within the row's padding.
+        if !matches!(c, 3 | 4) || n & 1 == 1 || super::MID_PAD < 8 {
+            return None;
+        }
+        let dw = taps.start.len();
+        let mut simd = dw;
+        while simd > 0 && (simd - 1) * c + 4 > dw * c {
+            simd -= 1;
+        }
+        simd &= !1;
+        let offs = taps.start.iter().map(|&s| s * c as u32).collect();
+        Some(HLastPlan { c, pairs: n / 2, simd, offs, weights: lane_weights(taps, simd) })
+    }
+}
+
+/// Horizontal pass last (see `portable::hlast`) driven by an [`HLastPlan`].
+///
+/// # Safety
+/// The CPU must support AVX2; `plan` was built from `taps`; `src` holds the intermediate row
+/// plus `MID_PAD` samples; `out` holds an output row.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn hlast(src: &[i16], taps: &Taps, plan: &HLastPlan, out: &mut [u8]) {
+    match (plan.c, plan.pairs) {
+        (3, 1) => hlast_c::<3, 1>(src, plan, out),
+        (3, _) => hlast_c::<3, 0>(src, plan, out),
+        (_, 1) => hlast_c::<4, 1>(src, plan, out),
+        _ => hlast_c::<4, 0>(src, plan, out),
+    }
+    portable::hlast_range(src, plan.c, taps, plan.simd, out);
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn hlast_c<const C: usize, const PAIRS: usize>(src: &[i16], plan: &HLastPlan, out: &mut [u8]) {
+    let pairs = if PAIRS == 0 { plan.pairs } else { PAIRS };
+    // Interleave the two taps' samples channel by channel into (tap a, tap b) i16 pairs.
+    let mask = if C == 4 {
+        _mm256_setr_epi8(
+            0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15, 0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15,
+        )
+    } else {
+        _mm256_setr_epi8(
+            0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11, -1, -1, -1, -1, 0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11, -1, -1, -1, -1,
+        )
+    };
+    let round = _mm256_set1_epi32(1 << (VSHIFT - 1));
+    let (sp, o) = (src.as_ptr(), out.as_mut_ptr());
+    let mut wp = plan.weights.as_ptr();
+    for x in (0..plan.simd).step_by(2) {
+        let s0 = sp.add(*plan.offs.get_unchecked(x) as usize);
+        let s1 = sp.add(*plan.offs.get_unchecked(x + 1) as usize);
+        let mut acc = round;
+        for k in 0..pairs {
+            let lo = _mm_loadu_si128(s0.add(2 * k * C).cast());
+            let hi = _mm_loadu_si128(s1.add(2 * k * C).cast());
+            let p = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi);
+            let p = _mm256_shuffle_epi8(p, mask);
+            let w = _mm256_loadu_si256(wp.cast());
+            wp = wp.add(1);
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, w));
+        }
+        let v = _mm256_srai_epi32::<{ VSHIFT as i32 }>(acc);
+        let v = _mm256_packs_epi32(v, v);
+        let v = _mm256_packus_epi16(v, v);
+        // Pixel x+1 is stored second so that it overwrites the spare fourth byte of x (C=3).
+        (o.add(x * C) as *mut i32).write_unaligned(_mm256_cvtsi256_si32(v));
+        (o.add((x + 1) * C) as *mut i32).write_unaligned(_mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(v)));
+    }
 }

@@ -101,31 +101,46 @@ unsafe fn box_vbmi<const BX: usize, const BY: usize>(src: &ImageView, dst: &mut 
     let in_len = src.width() * c;
     // Masked-off bytes are never accessed, so a chunk may hang over the end of the row (and of
     // the buffer); the pointers are formed with wrapping arithmetic for the same reason.
-    let load = |row: &[u8], base: usize| {
-        let avail = in_len - base;
+    let load = |row: &[u8], base: usize, full: bool| {
         let p = row.as_ptr().wrapping_add(base);
-        let lo = _mm512_maskz_loadu_epi8(mask64(avail), p.cast());
+        let (m0, m1) = if full {
+            (u64::MAX, u64::MAX)
+        } else {
+            let avail = in_len - base;
+            (mask64(avail), mask64(avail.saturating_sub(64)))
+        };
+        let lo = _mm512_maskz_loadu_epi8(m0, p.cast());
         if two {
-            let hi = _mm512_maskz_loadu_epi8(mask64(avail.saturating_sub(64)), p.wrapping_add(64).cast());
+            let hi = _mm512_maskz_loadu_epi8(m1, p.wrapping_add(64).cast());
             _mm512_permutex2var_epi8(lo, idx, hi)
         } else {
             _mm512_permutexvar_epi8(idx, lo)
         }
     };
+    // Chunks before `fast` load their whole window from inside the row and store a whole
+    // register inside the output row (the next chunk overwrites the spare bytes), so they
+    // skip the mask arithmetic.
+    let stored = if BX == 1 { 64 } else { 32 };
+    let window = if two { 128 } else { 64 };
+    let mut fast = 0;
+    while fast + pl.p <= dw && (fast * b.fx + b.ox) * c + window <= in_len && fast * c + stored <= dw * c {
+        fast += pl.p;
+    }
     for y in 0..dh {
         let rows: [&[u8]; BY] = std::array::from_fn(|j| src.row(b.fy * y + b.oy + j));
         let out = dst.row_mut(y).as_mut_ptr();
         let mut x0 = 0;
         while x0 < dw {
+            let full = x0 < fast;
             let base = (x0 * b.fx + b.ox) * c;
-            let keep = mask64(pl.p.min(dw - x0) * c);
+            let keep = if full { u64::MAX } else { mask64(pl.p.min(dw - x0) * c) };
             let o = out.add(x0 * c).cast();
             if BX == 1 {
-                _mm512_mask_storeu_epi8(o, keep, load(rows[0], base));
+                _mm512_mask_storeu_epi8(o, keep, load(rows[0], base, full));
             } else {
                 let mut acc = _mm512_setzero_si512();
                 for r in &rows {
-                    acc = _mm512_add_epi16(acc, _mm512_maddubs_epi16(load(r, base), ones));
+                    acc = _mm512_add_epi16(acc, _mm512_maddubs_epi16(load(r, base, full), ones));
                 }
                 if BX == 4 {
                     acc = _mm512_add_epi16(acc, _mm512_shuffle_i64x2::<0xEE>(acc, acc));
@@ -285,5 +300,143 @@ pub(crate) unsafe fn vpass(ring: &[i16], slots: usize, first: usize, w: &[i16], 
         let v = _mm512_cvtepi16_epi8(_mm512_packs_epi32(lo, hi));
         _mm256_mask_storeu_epi8(o.add(i).cast(), m, v);
         i += 32;
+    }
+}
+
+/// Vertical pass first (see `portable::vfirst`), 32 samples per step; masked loads and stores
+/// cover the row end.
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW/VL/DQ; rows `s0..s0 + w.len()` exist and `out` holds a
+/// row.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(crate) unsafe fn vfirst(src: &ImageView, s0: usize, w: &[i16], out: &mut [i16]) {
+    const MAX_TAPS: usize = 32;
+    let nt = w.len();
+    let len = src.row_bytes();
+    if nt > MAX_TAPS || out.len() < len {
+        return super::portable::vfirst(src, s0, w, out);
+    }
+    let mut rows = [std::ptr::null::<u8>(); MAX_TAPS + 1];
+    for (j, r) in rows.iter_mut().enumerate().take(nt) {
+        *r = src.row(s0 + j).as_ptr();
+    }
+    // An odd last tap is paired with itself at weight zero.
+    rows[nt] = rows[nt - 1];
+    let pairs = nt.div_ceil(2);
+    let mut wv = [_mm512_setzero_si512(); MAX_TAPS / 2];
+    for (p, v) in wv.iter_mut().enumerate().take(pairs) {
+        let a = w[2 * p] as u16 as u32;
+        let b = w.get(2 * p + 1).map_or(0, |&v| v as u16 as u32);
+        *v = _mm512_set1_epi32((a | (b << 16)) as i32);
+    }
+    let round = _mm512_set1_epi32(1 << (HSHIFT - 1));
+    let o = out.as_mut_ptr();
+    let mut i = 0;
+    while i < len {
+        let m = mask64(len - i) as u32;
+        let (mut lo, mut hi) = (round, round);
+        for (p, &wp) in wv.iter().enumerate().take(pairs) {
+            let a = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, rows[2 * p].wrapping_add(i).cast()));
+            let b = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, rows[2 * p + 1].wrapping_add(i).cast()));
+            lo = _mm512_add_epi32(lo, _mm512_madd_epi16(_mm512_unpacklo_epi16(a, b), wp));
+            hi = _mm512_add_epi32(hi, _mm512_madd_epi16(_mm512_unpackhi_epi16(a, b), wp));
+        }
+        let lo = _mm512_srai_epi32::<{ HSHIFT }>(lo);
+        let hi = _mm512_srai_epi32::<{ HSHIFT }>(hi);
+        _mm512_mask_storeu_epi16(o.add(i).cast(), m, _mm512_packs_epi32(lo, hi));
+        i += 32;
+    }
+}
+
+/// The horizontal-last pass prepared for one pair of row widths: like [`HPlan`], but the
+/// permutes pick whole i16 samples (two bytes each) from a 128-byte window of the
+/// intermediate row.
+pub(crate) struct HLastPlan {
+    pairs: usize,
+    chunks: Vec<LastChunk>,
+    idx: Vec<[u8; 64]>,
+    weights: Vec<[u32; 16]>,
+}
+
+struct LastChunk {
+    /// Byte offset of the window in the intermediate row.
+    base: usize,
+    /// First output byte and the chunk's output bytes.
+    first: usize,
+    store: u16,
+}
+
+impl HLastPlan {
+    /// None when some pixel's taps alone span more than the window (extreme shrinks).
+    pub(crate) fn new(c: usize, taps: &super::tables::Taps) -> Option<HLastPlan> {
+        // The window is read with plain 128-byte loads, which the row's padding must cover.
+        if super::MID_PAD * 2 < 128 {
+            return None;
+        }
+        let n = taps.n;
+        // An odd tap count gets a phantom tap of weight zero, reading padding or a real sample.
+        let pairs = n.div_ceil(2);
+        let dw = taps.start.len();
+        let per = 16 / c;
+        let mut plan = HLastPlan { pairs, chunks: Vec::new(), idx: Vec::new(), weights: Vec::new() };
+        let mut x = 0;
+        while x < dw {
+            let base = taps.start[x] as usize;
+            let mut p = 0;
+            while p < per && x + p < dw && (taps.start[x + p] as usize + 2 * pairs - base) * c * 2 <= 128 {
+                p += 1;
+            }
+            if p == 0 {
+                return None;
+            }
+            for pair in 0..pairs {
+                let mut idx = [0u8; 64];
+                let mut w = [0u32; 16];
+                for o in 0..p {
+                    let first_tap = taps.start[x + o] as usize - base + 2 * pair;
+                    let tw = &taps.weights[(x + o) * n..][..n];
+                    let wa = tw[2 * pair] as u16 as u32;
+                    let wb = tw.get(2 * pair + 1).map_or(0, |&v| v as u16 as u32);
+                    for ch in 0..c {
+                        let t = o * c + ch;
+                        let a = ((first_tap * c + ch) * 2) as u8;
+                        let b = (((first_tap + 1) * c + ch) * 2) as u8;
+                        idx[4 * t..4 * t + 4].copy_from_slice(&[a, a + 1, b, b + 1]);
+                        w[t] = wa | (wb << 16);
+                    }
+                }
+                plan.idx.push(idx);
+                plan.weights.push(w);
+            }
+            plan.chunks.push(LastChunk { base: base * c * 2, first: x * c, store: mask64(p * c) as u16 });
+            x += p;
+        }
+        Some(plan)
+    }
+}
+
+/// Horizontal pass last (see `portable::hlast`) driven by an [`HLastPlan`].
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW/VL/DQ and VBMI; `plan` was built for this call's widths;
+/// `src` holds the intermediate row plus `MID_PAD` samples; `out` holds an output row.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi")]
+pub(crate) unsafe fn hlast(src: &[i16], plan: &HLastPlan, out: &mut [u8]) {
+    let round = _mm512_set1_epi32(1 << (VSHIFT - 1));
+    let (sp, o) = (src.as_ptr() as *const u8, out.as_mut_ptr());
+    for (ci, ch) in plan.chunks.iter().enumerate() {
+        let lo = _mm512_loadu_si512(sp.add(ch.base).cast());
+        let hi = _mm512_loadu_si512(sp.add(ch.base + 64).cast());
+        let mut acc = round;
+        for k in ci * plan.pairs..(ci + 1) * plan.pairs {
+            let idx = _mm512_loadu_si512(plan.idx.get_unchecked(k).as_ptr().cast());
+            let w = _mm512_loadu_si512(plan.weights.get_unchecked(k).as_ptr().cast());
+            let v = _mm512_permutex2var_epi8(lo, idx, hi);
+            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(v, w));
+        }
+        // Results are 0..=255, so narrowing i32 -> u8 without saturation is exact.
+        let v = _mm512_cvtepi32_epi8(_mm512_srai_epi32::<{ VSHIFT }>(acc));
+        _mm_mask_storeu_epi8(o.add(ch.first).cast(), ch.store, v);
     }
 }

@@ -13,18 +13,21 @@
 //! Arithmetic is integer fixed point (Q14 weights, see `tables`), so results are within one
 //! level of the exact real-valued definitions and identical on every [`SimdLevel`]: the SIMD
 //! paths only reorder exact integer sums. Exact integer shrinks come out as `(sum + n/2) / n`
-//! of the box (area, factors 2 and 4) or of the two middle taps (bilinear, even factors), and
-//! take dedicated box kernels, as does nearest at any integer factor.
+//! of the box (area at factors 2 and 4) or of the two middle taps (bilinear at even factors).
 //!
-//! Layout:
-//! - `portable`: plain Rust, the reference and the path on CPUs without AVX2.
-//! - `avx2`, `avx512`: the same integer arithmetic vectorised. The AVX-512 box and horizontal
-//!   kernels also need VBMI (byte permutes), checked at run time; without it they run AVX2.
-//! - Exact integer shrinks take the box kernels where they apply (no tables). Everything else: nearest gathers rows
-//!   through a column table; bilinear and area run separably, a horizontal pass of each needed
-//!   source row into i16 ring rows, then a vertical pass into the output row.
-//! - The general path's tables are built per size pair and kept per thread for the last pair
-//!   used (a few microseconds saved per frame); there is no other state.
+//! Paths:
+//! - Exact integer shrinks where a box applies (the above, and nearest at factors 2 and 4)
+//!   take box kernels: no tables, one pass.
+//! - Nearest otherwise gathers rows through a column table.
+//! - Bilinear and area otherwise run separably through an i16 intermediate. Shrinking
+//!   vertically, the vertical pass goes first (once per output row); otherwise the horizontal
+//!   pass goes first into a ring of rows that vertical upscaling reuses.
+//! - The general paths' tables (and their SIMD layouts) are built per size pair and kept per
+//!   thread for the last pair used, which a pipeline resizing every frame alike always hits.
+//!
+//! Kernels: `portable` (plain Rust, the reference, and the path without AVX2), `avx2` and
+//! `avx512`. The AVX-512 box and horizontal kernels also need VBMI (byte permutes), checked at
+//! run time; without it they run AVX2.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -99,6 +102,13 @@ pub fn resize_with(src: &ImageView, dst: &mut ImageViewMut, method: Method, leve
         }
     }
     let (sw, sh, dw, dh) = (src.width(), src.height(), dst.width(), dst.height());
+    if (sw, sh) == (dw, dh) {
+        // Every method reproduces the source exactly at scale 1.
+        for y in 0..sh {
+            dst.row_mut(y).copy_from_slice(src.row(y));
+        }
+        return Ok(());
+    }
     match BoxShape::detect(method, sw, sh, dw, dh) {
         Some(b) => box_filter(src, dst, b, level),
         None => general(src, dst, method, level),
@@ -113,7 +123,8 @@ fn general(src: &ImageView, dst: &mut ImageViewMut, method: Method, level: SimdL
     let plan = Plan::get(key);
     match &*plan {
         Plan::Nearest { xs } => nearest(src, dst, xs, level),
-        Plan::Separable { xt, yt, hk } => separable(src, dst, xt, yt, hk, level),
+        Plan::HFirst { xt, yt, hk } => hfirst(src, dst, xt, yt, hk, level),
+        Plan::VFirst { xt, yt, hl } => vfirst(src, dst, xt, yt, hl, level),
     }
 }
 
@@ -133,7 +144,8 @@ struct Key {
 /// sizes, so each thread keeps the last one it built.
 enum Plan {
     Nearest { xs: Vec<u32> },
-    Separable { xt: Taps, yt: Taps, hk: HKernel },
+    HFirst { xt: Taps, yt: Taps, hk: HKernel },
+    VFirst { xt: Taps, yt: Taps, hl: HLast },
 }
 
 thread_local! {
@@ -155,9 +167,18 @@ impl Plan {
     }
 
     fn build(k: Key) -> Plan {
+        // Shrinking vertically, the vertical pass goes first: it runs once per output row over
+        // contiguous samples, and the costlier horizontal gather then runs once per output row
+        // instead of once per source row. Otherwise (vertical upscale) the horizontal pass
+        // goes first and each source row's result is reused by every output row that needs it.
         let separable = |xt: Taps, yt: Taps| {
-            let hk = HKernel::new(k.c, &xt, k.level);
-            Plan::Separable { xt, yt, hk }
+            if k.dh < k.sh {
+                let hl = HLast::new(k.c, &xt, k.level);
+                Plan::VFirst { xt, yt, hl }
+            } else {
+                let hk = HKernel::new(k.c, &xt, k.level);
+                Plan::HFirst { xt, yt, hk }
+            }
         };
         match k.method {
             Method::Nearest => {
@@ -187,9 +208,10 @@ impl BoxShape {
         let (fx, fy) = (factor(sw, dw)?, factor(sh, dh)?);
         // Per axis at integer factor f: nearest picks index f*i + f/2; bilinear at even f
         // averages taps f*i + f/2 - 1 and f*i + f/2 (the sample point falls halfway between
-        // them); area averages the whole block (kernels for f = 2 and 4 only).
+        // them); area averages the whole block (kernels for f = 2 and 4 only). Nearest at wider
+        // factors reads so little of each row that the gather path is faster.
         let (bx, ox, by, oy) = match method {
-            Method::Nearest => (1, fx / 2, 1, fy / 2),
+            Method::Nearest if matches!(fx, 2 | 4) => (1, fx / 2, 1, fy / 2),
             Method::Bilinear if fx % 2 == 0 && fy % 2 == 0 => (2, fx / 2 - 1, 2, fy / 2 - 1),
             Method::Area if matches!(fx, 2 | 4) && matches!(fy, 2 | 4) => (fx, 0, fy, 0),
             _ => return None,
@@ -288,7 +310,7 @@ impl HKernel {
 
 /// Horizontal pass into a ring of intermediate rows (one per vertical tap, so upscaling
 /// reuses each source row's pass), then the vertical pass straight into the output row.
-fn separable(src: &ImageView, dst: &mut ImageViewMut, xt: &Taps, yt: &Taps, hk: &HKernel, level: SimdLevel) {
+fn hfirst(src: &ImageView, dst: &mut ImageViewMut, xt: &Taps, yt: &Taps, hk: &HKernel, level: SimdLevel) {
     let c = src.channels();
     let len = dst.width() * c;
     let slots = yt.n;
@@ -324,4 +346,80 @@ fn vpass(ring: &[i16], slots: usize, first: usize, w: &[i16], out: &mut [u8], le
     }
     let _ = level;
     portable::vpass(ring, slots, first, w, out);
+}
+
+/// The last (horizontal) pass of the vertical-first order, with its prepared layout.
+enum HLast {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2(avx2::HLastPlan),
+    #[cfg(target_arch = "x86_64")]
+    Avx512(avx512::HLastPlan),
+}
+
+/// Spare i16 samples after the intermediate row, so SIMD loads near its end stay inside it.
+const MID_PAD: usize = 64;
+
+impl HLast {
+    fn new(c: usize, xt: &Taps, level: SimdLevel) -> HLast {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if level >= SimdLevel::Avx512 && std::arch::is_x86_feature_detected!("avx512vbmi") {
+                if let Some(plan) = avx512::HLastPlan::new(c, xt) {
+                    return HLast::Avx512(plan);
+                }
+            }
+            if level >= SimdLevel::Avx2 {
+                if let Some(plan) = avx2::HLastPlan::new(c, xt) {
+                    return HLast::Avx2(plan);
+                }
+            }
+        }
+        let _ = (c, xt, level);
+        HLast::Portable
+    }
+
+    /// `mid` holds the row plus `MID_PAD` spare samples.
+    fn run(&self, mid: &[i16], c: usize, xt: &Taps, out: &mut [u8]) {
+        debug_assert_eq!(mid.len(), xt.src * c + MID_PAD);
+        match self {
+            HLast::Portable => portable::hlast(mid, c, xt, out),
+            // SAFETY: only built by `new` when the level (and VBMI) is available; the plan was
+            // built from `xt`, and `mid` carries the padding the SIMD loads may reach into.
+            #[cfg(target_arch = "x86_64")]
+            HLast::Avx2(plan) => unsafe { avx2::hlast(mid, xt, plan, out) },
+            #[cfg(target_arch = "x86_64")]
+            HLast::Avx512(plan) => unsafe { avx512::hlast(mid, plan, out) },
+        }
+    }
+}
+
+/// Vertical pass of the output row's source rows into one intermediate row, then the
+/// horizontal pass into the output row.
+fn vfirst(src: &ImageView, dst: &mut ImageViewMut, xt: &Taps, yt: &Taps, hl: &HLast, level: SimdLevel) {
+    let c = src.channels();
+    let n = yt.n;
+    let mut mid = vec![0i16; src.row_bytes() + MID_PAD];
+    for y in 0..dst.height() {
+        let (s0, w) = (yt.start[y] as usize, &yt.weights[y * n..][..n]);
+        #[cfg(target_arch = "x86_64")]
+        let done = if level >= SimdLevel::Avx512 {
+            // SAFETY: resize_with checked that the level is available.
+            unsafe { avx512::vfirst(src, s0, w, &mut mid) };
+            true
+        } else if level >= SimdLevel::Avx2 {
+            // SAFETY: as above.
+            unsafe { avx2::vfirst(src, s0, w, &mut mid) };
+            true
+        } else {
+            false
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = false;
+        if !done {
+            portable::vfirst(src, s0, w, &mut mid);
+        }
+        hl.run(&mid, c, xt, dst.row_mut(y));
+    }
+    let _ = level;
 }

@@ -170,3 +170,63 @@ pub(crate) fn box_pixel(rows: &[&[u8]], c: usize, b: BoxShape, x: usize, out: &m
         out[x * c + ch] = ((sum + n / 2) >> n.trailing_zeros()) as u8;
     }
 }
+
+/// Vertical pass first (used when shrinking vertically): source rows `s0..s0 + w.len()` into
+/// one i16 row at the same scale `hpass` produces, so `hlast` can finish it.
+pub(crate) fn vfirst(src: &ImageView, s0: usize, w: &[i16], out: &mut [i16]) {
+    vfirst_range(src, s0, w, out, 0);
+}
+
+/// `vfirst` for samples `i0..` only (SIMD row tails).
+pub(crate) fn vfirst_range(src: &ImageView, s0: usize, w: &[i16], out: &mut [i16], i0: usize) {
+    let round = 1i32 << (HSHIFT - 1);
+    let out = &mut out[i0..src.row_bytes()];
+    if let [w0, w1] = *w {
+        // The common two-tap case in one pass, which the compiler vectorises.
+        let (a, b) = (&src.row(s0)[i0..], &src.row(s0 + 1)[i0..]);
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = ((round + w0 as i32 * x as i32 + w1 as i32 * y as i32) >> HSHIFT) as i16;
+        }
+        return;
+    }
+    let mut acc = vec![round; out.len()];
+    for (j, &wj) in w.iter().enumerate() {
+        for (a, &p) in acc.iter_mut().zip(&src.row(s0 + j)[i0..]) {
+            *a += wj as i32 * p as i32;
+        }
+    }
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = (a >> HSHIFT) as i16;
+    }
+}
+
+/// Horizontal pass last: one `vfirst` row into an output row.
+pub(crate) fn hlast(src: &[i16], c: usize, taps: &Taps, out: &mut [u8]) {
+    hlast_range(src, c, taps, 0, out);
+}
+
+/// `hlast` for output pixels `x0..` only (SIMD row tails).
+pub(crate) fn hlast_range(src: &[i16], c: usize, taps: &Taps, x0: usize, out: &mut [u8]) {
+    match c {
+        1 => hlast_c::<1>(src, taps, x0, out),
+        3 => hlast_c::<3>(src, taps, x0, out),
+        _ => hlast_c::<4>(src, taps, x0, out),
+    }
+}
+
+fn hlast_c<const C: usize>(src: &[i16], taps: &Taps, x0: usize, out: &mut [u8]) {
+    let n = taps.n;
+    for x in x0..taps.start.len() {
+        let s = &src[taps.start[x] as usize * C..][..n * C];
+        let w = &taps.weights[x * n..][..n];
+        let mut acc = [1i32 << (VSHIFT - 1); C];
+        for (px, &wk) in s.chunks_exact(C).zip(w) {
+            for ch in 0..C {
+                acc[ch] += wk as i32 * px[ch] as i32;
+            }
+        }
+        for ch in 0..C {
+            out[x * C + ch] = (acc[ch] >> VSHIFT).clamp(0, 255) as u8;
+        }
+    }
+}

@@ -1,15 +1,18 @@
 //! Per-axis sampling tables shared by every instruction set, so that all levels read the same
 //! indices and the same fixed-point weights and can only differ in how fast they add them up.
 //!
-//! Fixed point: weights are Q14 (they sum to exactly `ONE` per output sample). The horizontal
-//! pass keeps `HSHIFT` fewer bits than the full product so that its result fits an i16
-//! (at most 255 << 7 = 32640), which is what `pmaddwd` consumes in the vertical pass; the
-//! vertical pass then removes the remaining `VSHIFT` bits with rounding. For power-of-two
-//! box factors every step is exact, so these reduce to `(sum + n/2) / n`.
+//! Fixed point: weights are Q14 (they sum to exactly `ONE` per output sample). The first pass
+//! of a separable resize (horizontal or vertical, whichever goes first) drops `HSHIFT` bits of
+//! the full product, rounding, so that its result fits an i16 (at most 255 << 7 = 32640), which
+//! is what `pmaddwd` consumes in the second pass; the second pass removes the remaining
+//! `VSHIFT` bits with rounding. For power-of-two box factors every step is exact, so these
+//! reduce to `(sum + n/2) / n`.
 
 pub(crate) const WBITS: u32 = 14;
 pub(crate) const ONE: i32 = 1 << WBITS;
+/// Bits the first pass drops (named for the horizontal-first order).
 pub(crate) const HSHIFT: u32 = 7;
+/// Bits the second pass drops.
 pub(crate) const VSHIFT: u32 = 2 * WBITS - HSHIFT;
 
 /// `n` taps per output sample, starting at source index `start[i]`, weights `weights[i*n..][..n]`.

@@ -250,7 +250,7 @@ fn box_kernels_match_the_general_path() {
                 let boxed = BoxShape::detect(method, sw, sh, dw, dh).is_some();
                 let expected = fy > 1
                     && match method {
-                        Method::Nearest => true,
+                        Method::Nearest => matches!(fx, 2 | 4),
                         Method::Bilinear => fx % 2 == 0 && fy % 2 == 0,
                         Method::Area => matches!(fx, 2 | 4) && matches!(fy, 2 | 4),
                     };
@@ -262,6 +262,22 @@ fn box_kernels_match_the_general_path() {
                     assert!(got == want, "{method:?} {level:?} {sw}x{sh}x{c} -> {dw}x{dh}");
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn same_size_is_a_copy() {
+    let mut rng = Rng(5);
+    let (data, stride) = image(&mut rng, 37, 11, 3, 4);
+    let src = ImageView::new(&data, 37, 11, 3, stride).unwrap();
+    let want: Vec<u8> = (0..11).flat_map(|y| src.row(y).to_vec()).collect();
+    for method in METHODS {
+        let mut general_out = vec![0u8; 37 * 11 * 3];
+        general(&src, &mut ImageViewMut::packed(&mut general_out, 37, 11, 3).unwrap(), method, SimdLevel::Portable);
+        assert_eq!(general_out, want, "{method:?}");
+        for level in SimdLevel::available() {
+            assert_eq!(run(&src, 37, 11, 2, method, level), want, "{method:?} {level:?}");
         }
     }
 }
