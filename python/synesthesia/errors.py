@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["SynesthesiaError", "KernelArgumentError"]
+__all__ = [
+    "SynesthesiaError",
+    "KernelArgumentError",
+    "RingError",
+    "RingLayoutError",
+    "RingArgumentError",
+    "RingBusyError",
+    "MessageError",
+]
 
 
 class SynesthesiaError(Exception):
@@ -19,3 +27,37 @@ class KernelArgumentError(SynesthesiaError, ValueError):
     def __init__(self, message: str, argument: str) -> None:
         super().__init__(message)
         self.argument = argument
+
+
+class RingError(SynesthesiaError):
+    """A shared-memory ring cannot be used as asked (see the subclasses)."""
+
+
+class RingLayoutError(RingError):
+    """An existing segment is not the ring the caller expects: bad magic, another layout
+    version, another kind, or another slot size, slot count, shape or dtype."""
+
+
+class RingArgumentError(RingError, ValueError):
+    """An argument to a ring is unusable. ``argument`` names it as the caller spelled it."""
+
+    def __init__(self, message: str, argument: str) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
+class RingBusyError(RingError):
+    """Another live process holds the ring's writer role. ``pid`` is that process."""
+
+    def __init__(self, message: str, pid: int) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+class MessageError(SynesthesiaError, ValueError):
+    """A control-plane message failed to decode or validate. ``reason`` is a short tag
+    (``"oversized"``, ``"undecodable"``, ``"version"``, ``"invalid"``, ...) used as a counter key."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

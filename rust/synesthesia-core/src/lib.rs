@@ -8,6 +8,7 @@ pub mod image;
 pub mod jpeg;
 pub mod nano;
 pub mod resize;
+pub mod ring;
 pub mod simd;
 
 pub use error::{Error, Result};

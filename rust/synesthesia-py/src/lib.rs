@@ -14,6 +14,8 @@ use synesthesia_core::nano::NanoEncoder as CoreNano;
 use synesthesia_core::resize::{self, Method};
 use synesthesia_core::{Error, ImageView, ImageViewMut, SimdLevel};
 
+mod ring;
+
 static ARGUMENT_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// The one place core errors become Python exceptions: `synesthesia.errors.KernelArgumentError`
@@ -38,7 +40,7 @@ fn to_py(py: Python<'_>, err: Error) -> PyErr {
 }
 
 /// Run `f` with the GIL released. Arguments are extracted before and results built after.
-fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
+pub(crate) fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
     py.detach(f).map_err(|e| to_py(py, e))
 }
 
@@ -274,6 +276,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(turbo_tables, m)?)?;
     m.add_class::<JpegEncoder>()?;
     m.add_class::<NanoEncoder>()?;
+    ring::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
