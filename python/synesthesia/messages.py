@@ -41,6 +41,7 @@ __all__ = [
     "LogLine",
     "CommandRequest",
     "CommandReply",
+    "Prompt",
     "encode",
     "decode",
     "new_trace_id",
@@ -201,6 +202,17 @@ class CommandReply(Message):
     errno: int = 0
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Prompt(Message):
+    """Text typed by a person (viewer, `synesthesia say`): goes through the same NLP as speech."""
+
+    KIND: ClassVar[str] = "prompt"
+    EVENT: ClassVar[str] = "prompt"
+    trace_id: int
+    text: str
+    source: str = "typed"  # typed | say | touch
+
+
 M = TypeVar("M", bound=Message)
 
 #: Wire name -> message class, for every message type.
@@ -218,6 +230,7 @@ registry: dict[str, type[Message]] = {
         LogLine,
         CommandRequest,
         CommandReply,
+        Prompt,
     )
 }
 

@@ -8,10 +8,15 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# subcommand -> (module, one-line help)
-COMMANDS = {
-    "run": ("synesthesia.cli.run", "run the engine on its embedded default (today: the kernel demo)"),
+# subcommand -> (module, one-line help[, the module's function that adds its arguments])
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "run": ("synesthesia.cli.run", "launch the whole pipeline (no arguments: the embedded spoken demo)"),
+    "status": ("synesthesia.cli.control", "show each stage of a running engine", "add_status_arguments"),
+    "stop": ("synesthesia.cli.control", "stop a running engine"),
+    "say": ("synesthesia.cli.control", "send a typed prompt to a running engine", "add_say_arguments"),
+    "cleanup": ("synesthesia.cli.cleanup", "remove shared memory and sockets left by crashed runs"),
     "info": ("synesthesia.cli.info", "show the native module, SIMD level and versions"),
+    "kernels-demo": ("synesthesia.cli.kernels_demo", "encode a generated frame sequence with the Rust kernels and report"),
 }
 
 
@@ -21,10 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Synesthesia: speak, and a live generated world changes to match.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
+    for name, (module, help_text, *adder) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(p)
+        getattr(importlib.import_module(module), adder[0] if adder else "add_arguments")(p)
     return parser
 
 
@@ -38,3 +43,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `synesthesia status --json | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0

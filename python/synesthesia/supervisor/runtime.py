@@ -18,7 +18,7 @@ from pathlib import Path
 
 from synesthesia.errors import SynesthesiaError
 
-__all__ = ["RuntimeDir", "StaleRun", "default_base", "find_stale_runs", "cleanup_stale_runs", "SHM_PREFIX"]
+__all__ = ["RuntimeDir", "StaleRun", "default_base", "find_stale_runs", "find_live_runs", "cleanup_stale_runs", "SHM_PREFIX"]
 
 #: Every segment a run creates is named `syn-<supervisor pid>-<run id>-<ring>`, so a leftover is
 #: recognisable, and whether its run is still alive is known from the name alone.
@@ -31,6 +31,10 @@ class RuntimeDirError(SynesthesiaError):
 
 
 def default_base() -> Path:
+    """`$SYNESTHESIA_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/synesthesia`, else `/tmp/synesthesia-<uid>`."""
+    env = os.environ.get("SYNESTHESIA_RUNTIME_DIR")
+    if env:
+        return Path(env)
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isdir(xdg):
         return Path(xdg) / "synesthesia"
@@ -152,3 +156,17 @@ def cleanup_stale_runs(base: Path | None = None, shm_dir: Path = SHM_DIR) -> lis
             seg.unlink(missing_ok=True)
             removed.append(f"shared memory segment {seg.name} (its supervisor, pid {pid_text}, is gone)")
     return removed
+
+
+def find_live_runs(base: Path | None = None) -> list[tuple[str, Path]]:
+    """(run id, directory) of every run whose supervisor is alive, newest first."""
+    base = base or default_base()
+    runs = []
+    if base.is_dir():
+        for run in base.glob("run-*"):
+            try:
+                if _pid_alive(int((run / "pid").read_text().strip() or 0)):
+                    runs.append((run.stat().st_mtime, run.name[len("run-") :], run))
+            except (OSError, ValueError):
+                continue
+    return [(rid, path) for _, rid, path in sorted(runs, reverse=True)]

@@ -1,0 +1,173 @@
+"""The body of every stage process: the shell a stage module runs inside.
+
+Runs in each stage process (started by the supervisor with the `spawn` method). It makes the
+process die with its supervisor, leaves SIGINT to the supervisor (which owns shutdown) and turns
+SIGTERM into a stop flag, sends every log line to the bus tagged with the stage, publishes
+heartbeats, answers the stage's command socket (`status`, `stop`, plus the stage's own), and
+then calls the stage module's `main(ctx)`, which returns when `ctx.stop` is set.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synesthesia.bus import CommandServer, Endpoints, Handler, Publisher, Subscriber
+from synesthesia.messages import Heartbeat, LogLine, Message
+from synesthesia.settings import Settings
+
+__all__ = ["StageContext", "main"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class StageContext:
+    """What a stage gets: its settings, the bus, its rings' segment names and a stop flag."""
+
+    name: str
+    settings: Settings
+    endpoints: Endpoints
+    rings: dict[str, str]
+    stop: threading.Event
+    log: logging.Logger
+    publisher: Publisher
+    # The stage keeps this current; it rides on heartbeats and answers `status`.
+    status: dict[str, Any] = field(default_factory=dict)
+    commands: dict[str, Handler] = field(default_factory=dict)
+    last_tick: float = field(default_factory=time.monotonic)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def tick(self) -> None:
+        """Call once per loop iteration: heartbeats only go out while the loop turns, so a
+        stage stuck in a call is seen as dead, not kept alive by its heartbeat thread."""
+        self.last_tick = time.monotonic()
+
+    def publish(self, msg: Message) -> None:
+        # Publisher sockets are not thread-safe; stages publish from a few threads.
+        with self._lock:
+            self.publisher.publish(msg)
+
+    def subscribe(self, topics: Iterable[str]) -> Subscriber:
+        return Subscriber(topics, self.endpoints)
+
+
+class _BusLogHandler(logging.Handler):
+    def __init__(self, ctx_ref: list[StageContext]) -> None:
+        super().__init__()
+        self._ctx_ref = ctx_ref
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._ctx_ref:
+            return
+        ctx = self._ctx_ref[0]
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
+            ctx.publish(LogLine(stage=ctx.name, level=record.levelname.lower(), text=text[:8000],
+                                trace_id=int(getattr(record, "trace_id", 0) or 0)))
+        except Exception:  # logging must never take the stage down
+            pass
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGTERM this process when the supervisor dies, even by SIGKILL."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def main(
+    name: str,
+    module: str,
+    settings: dict[str, Any],
+    endpoints: tuple[str, str, str, str],
+    rings: dict[str, str],
+    log_file: str | None = None,
+) -> None:
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if log_file:
+        # Anything written straight to stderr (a native crash, a warning) lands in the run's
+        # per-stage file instead of scribbling over the supervisor's terminal.
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd, 2)
+        os.close(fd)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    cfg = Settings.from_dict(settings)
+    ctx_ref: list[StageContext] = []
+    root = logging.getLogger()
+    root.handlers[:] = [_BusLogHandler(ctx_ref)]
+    root.setLevel(cfg.log_level.upper())
+    log = logging.getLogger(f"synesthesia.{name}")
+    ep = Endpoints(endpoints[0], endpoints[1], Path(endpoints[2]), endpoints[3])
+    publisher = Publisher(name, ep)
+    ctx = StageContext(name, cfg, ep, dict(rings), stop, log, publisher)
+    ctx_ref.append(ctx)
+    # PUB/SUB joins are asynchronous: give the connection a moment so the first lines arrive.
+    time.sleep(0.05)
+
+    def status(_: Any) -> dict[str, Any]:
+        return {"name": name, "pid": os.getpid(), **ctx.status}
+
+    def stop_cmd(_: Any) -> str:
+        stop.set()
+        return "stopping"
+
+    server = CommandServer(ep.command(name), {"status": status, "stop": stop_cmd})
+    server.handlers.update(ctx.commands)
+
+    def serve() -> None:
+        while not stop.is_set():
+            server.handlers.update(ctx.commands)
+            server.serve_once(0.1)
+
+    def heartbeat() -> None:
+        seq = 0
+        interval = cfg.supervisor.heartbeat_interval_s
+        while not stop.wait(interval):
+            if time.monotonic() - ctx.last_tick > cfg.supervisor.heartbeat_timeout_s:
+                continue  # the stage's loop is stuck: stay silent and let the supervisor act
+            seq += 1
+            try:
+                ctx.publish(Heartbeat(stage=name, pid=os.getpid(), seq=seq))
+            except Exception:
+                log.exception("heartbeat failed")
+
+    threads = [threading.Thread(target=serve, name="commands", daemon=True),
+               threading.Thread(target=heartbeat, name="heartbeat", daemon=True)]
+    for t in threads:
+        t.start()
+    code = 0
+    try:
+        importlib.import_module(module).main(ctx)
+    except Exception:
+        log.exception("stage %s crashed", name)
+        code = 1
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(1.0)
+        server.close()
+        time.sleep(0.05)  # let the last log lines leave
+        publisher.close()
+    if code:
+        sys.exit(code)

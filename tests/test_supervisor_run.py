@@ -1,0 +1,160 @@
+"""`synesthesia run` with real stage processes, shared memory and ZeroMQ sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    e = dict(os.environ, SYNESTHESIA_RUNTIME_DIR=str(tmp_path / "rt"), PYTHONUNBUFFERED="1")
+    e.update(env or {})
+    return subprocess.Popen([sys.executable, "-m", "synesthesia", "run", "--headless", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=e, cwd=tmp_path)
+
+
+def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    e = dict(os.environ, SYNESTHESIA_RUNTIME_DIR=str(tmp_path / "rt"))
+    return subprocess.run([sys.executable, "-m", "synesthesia", *args], capture_output=True, text=True, env=e, timeout=30)
+
+
+def wait_for_status(tmp_path: Path, cond, timeout: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        r = cli(tmp_path, "status", "--json")
+        if r.returncode == 0:
+            last = json.loads(r.stdout)
+            if cond(last):
+                return last
+        time.sleep(0.3)
+    raise AssertionError(f"status never matched; last: {last}")
+
+
+def frames_of(status: dict, stage: str = "encode") -> int:  # type: ignore[type-arg]
+    st = next(s for s in status["stages"] if s["name"] == stage)
+    return sum(v["frames"] for v in st.get("streams", {}).values())
+
+
+def segments_with(run_id: str) -> list[str]:
+    return [p.name for p in Path("/dev/shm").iterdir() if run_id in p.name]
+
+
+def test_duration_run_ends_cleanly(tmp_path: Path) -> None:
+    p = start(tmp_path, "--duration", "6")
+    status = wait_for_status(tmp_path, lambda s: frames_of(s) > 0)
+    run_id = status["run"]
+    assert {s["name"] for s in status["stages"]} >= {"world", "encode"}
+    assert all(s["state"] == "running" for s in status["stages"])
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 0, out
+    assert "stopping: --duration 6 s elapsed" in out
+    assert segments_with(run_id) == []
+    assert not (tmp_path / "rt" / f"run-{run_id}").exists()
+    assert children_of(p.pid) == []
+
+
+def test_killed_stages_are_restarted_and_frames_keep_coming(tmp_path: Path) -> None:
+    p = start(tmp_path)
+    try:
+        status = wait_for_status(tmp_path, lambda s: frames_of(s) > 0)
+        for name in ("world", "encode"):
+            pid = next(s["pid"] for s in status["stages"] if s["name"] == name)
+            os.kill(pid, signal.SIGKILL)
+            t0 = time.monotonic()
+            status = wait_for_status(tmp_path, lambda s, n=name, old=pid: any(
+                x["name"] == n and x["restarts"] == 1 and x["pid"] not in (None, old) for x in s["stages"]))
+            assert time.monotonic() - t0 < 10
+        before = frames_of(status)
+        wait_for_status(tmp_path, lambda s: frames_of(s) != before and all(x["state"] == "running" for x in s["stages"]))
+        assert cli(tmp_path, "say", "a storm over the mountains").returncode == 0
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=60)
+    assert p.returncode == 0, out
+    assert "stopping: SIGINT" in out
+    assert "encode: killed by signal 9" in out.replace("exited", "killed") or "signal 9" in out
+    assert children_of(p.pid) == []
+    assert segments_with(status["run"]) == []
+
+
+def test_stage_that_crashes_on_start_fails_the_run(tmp_path: Path) -> None:
+    code = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from synesthesia.settings import load_settings
+from synesthesia.supervisor.arbiter import Arbiter
+from synesthesia.supervisor.watcher import StageSpec
+s = load_settings(overrides={{"headless": True, "supervisor": {{"max_restarts": 2, "restart_backoff_s": 0.05}}}})
+sys.exit(Arbiter(s, [StageSpec("broken", "crashing_stage")]).run())
+"""
+    e = dict(os.environ, SYNESTHESIA_RUNTIME_DIR=str(tmp_path / "rt"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "broken: exited with code 1; restarting in" in r.stdout
+    assert "broken failed (exited with code 1; 2 restarts within" in r.stdout
+    assert "this stage always fails to start" in r.stdout  # its traceback reached the log
+
+
+def test_bad_setting_is_named(tmp_path: Path) -> None:
+    r = cli(tmp_path, "run", "--port", "99999")
+    assert r.returncode == 2 and "serve.port: invalid value 99999" in r.stderr
+    (tmp_path / "bad.toml").write_text("[world]\nfsp = 30\n")
+    r = cli(tmp_path, "run", "--config", str(tmp_path / "bad.toml"))
+    assert r.returncode == 2 and "world.fsp: unknown setting" in r.stderr
+
+
+def test_commands_without_a_running_engine(tmp_path: Path) -> None:
+    for args in (["status"], ["stop"], ["say", "snow"]):
+        r = cli(tmp_path, *args)
+        assert r.returncode != 0 and "no running engine found" in r.stderr
+
+
+def test_stop_command(tmp_path: Path) -> None:
+    p = start(tmp_path)
+    wait_for_status(tmp_path, lambda s: frames_of(s) > 0)
+    assert cli(tmp_path, "stop").returncode == 0
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 0 and "stopping: stop command" in out
+
+
+def test_supervisor_sigkill_leftovers_are_cleaned_next_time(tmp_path: Path) -> None:
+    p = start(tmp_path)
+    status = wait_for_status(tmp_path, lambda s: frames_of(s) > 0)
+    stage_pids = [s["pid"] for s in status["stages"]]
+    os.kill(p.pid, signal.SIGKILL)
+    p.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in stage_pids):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in stage_pids), "stages outlived their supervisor"
+    assert segments_with(status["run"]) != []
+    r = cli(tmp_path, "cleanup")
+    assert r.returncode == 0 and status["run"] in r.stdout
+    assert segments_with(status["run"]) == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
