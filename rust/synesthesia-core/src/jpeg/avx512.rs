@@ -148,7 +148,10 @@ fn lanes4(u: &[__m512i]) -> [__m512i; 4] {
 #[target_feature(enable = "avx512f,avx512bw")]
 pub unsafe fn transform_band(band: &[u8], stride: usize, nbx: usize, dv: &Divisors, out: &mut [Block], h: usize, bpm: usize, base: usize) {
     assert!(band.len() >= 7 * stride + nbx.next_multiple_of(4) * 8);
-    let idx = |bx: usize| (bx / h) * bpm + base + bx % h;
+    // h is 1 or 2: shifts and masks, not a division per block.
+    assert!(h == 1 || h == 2);
+    let hs = h - 1;
+    let idx = |bx: usize| (bx >> hs) * bpm + base + (bx & hs);
     assert!(nbx == 0 || idx(nbx - 1) < out.len());
     let load = |a: &[u16; 64], i: usize| _mm512_loadu_si512(a.as_ptr().add(32 * i).cast());
     let recip = [load(&dv.recip, 0), load(&dv.recip, 1)];
@@ -177,8 +180,8 @@ pub unsafe fn transform_band(band: &[u8], stride: usize, nbx: usize, dv: &Diviso
                 *c = _mm512_mask_sub_epi16(m, neg, zero, m);
             }
             let blk = &mut out[idx(bx + j)];
-            _mm512_store_si512(blk.coef.as_mut_ptr().cast(), q[0]);
-            _mm512_store_si512(blk.coef.as_mut_ptr().add(32).cast(), q[1]);
+            _mm512_storeu_si512(blk.coef.as_mut_ptr().cast(), q[0]);
+            _mm512_storeu_si512(blk.coef.as_mut_ptr().add(32).cast(), q[1]);
             let z0 = _mm512_permutex2var_epi16(q[0], zz0, q[1]);
             let z1 = _mm512_permutex2var_epi16(q[0], zz1, q[1]);
             blk.mask = _mm512_test_epi16_mask(z0, z0) as u64 | ((_mm512_test_epi16_mask(z1, z1) as u64) << 32);
@@ -224,7 +227,7 @@ pub unsafe fn ycc_420_rows(s0: &[u8], s1: &[u8], ch: usize, w: usize, pw: usize,
     let cr_rg = pair(-32768, portable::FIX_CR_G);
     let cr_b = pair(portable::FIX_CR_B, 0);
     let off = _mm512_set1_epi32((128 << 18) + (1 << 17) - 1);
-    // Returns Y (16 x i32) and the horizontal pair sums of (R,G) and B (8 x i32 each).
+    // Y of 16 pixels (32-bit lanes), with their (R,G) pairs and B lanes for the chroma sums.
     let px16 = |p: *const u8, k: u64| -> (__m512i, __m512i, __m512i) {
         // Masked-off bytes are neither read nor faulted on.
         let v = _mm512_maskz_loadu_epi8(k, p.cast());
@@ -255,17 +258,19 @@ pub unsafe fn ycc_420_rows(s0: &[u8], s1: &[u8], ch: usize, w: usize, pw: usize,
         let full = x + 32 <= w && x * ch + 16 * ch + 64 <= n;
         let m = if full { 32 } else { (xe - x).min(32) };
         let (l0, l1) = (avail(x * ch), avail((x + 16) * ch));
-        let p0 = s0.as_ptr().add(x * ch);
-        let p1 = s1.as_ptr().add(x * ch);
+        // In the tail the second group may start past the row (its load mask is then empty):
+        // wrapping arithmetic keeps forming that address defined.
+        let p0 = s0.as_ptr().wrapping_add(x * ch);
+        let p1 = s1.as_ptr().wrapping_add(x * ch);
         let (y0a, rg0a, b0a) = px16(p0, l0);
-        let (y0b, rg0b, b0b) = px16(p0.add(16 * ch), l1);
+        let (y0b, rg0b, b0b) = px16(p0.wrapping_add(16 * ch), l1);
         let (y1a, rg1a, b1a) = px16(p1, l0);
-        let (y1b, rg1b, b1b) = px16(p1.add(16 * ch), l1);
+        let (y1b, rg1b, b1b) = px16(p1.wrapping_add(16 * ch), l1);
         let (ka, kb2, kc) = (keep(m), keep(m.saturating_sub(16)), keep(m / 2));
         _mm_mask_storeu_epi8(y0.as_mut_ptr().add(x).cast(), ka, _mm512_cvtepi32_epi8(y0a));
-        _mm_mask_storeu_epi8(y0.as_mut_ptr().add(x + 16).cast(), kb2, _mm512_cvtepi32_epi8(y0b));
+        _mm_mask_storeu_epi8(y0.as_mut_ptr().wrapping_add(x + 16).cast(), kb2, _mm512_cvtepi32_epi8(y0b));
         _mm_mask_storeu_epi8(y1.as_mut_ptr().add(x).cast(), ka, _mm512_cvtepi32_epi8(y1a));
-        _mm_mask_storeu_epi8(y1.as_mut_ptr().add(x + 16).cast(), kb2, _mm512_cvtepi32_epi8(y1b));
+        _mm_mask_storeu_epi8(y1.as_mut_ptr().wrapping_add(x + 16).cast(), kb2, _mm512_cvtepi32_epi8(y1b));
         // Four-pixel sums stay below 1024 per channel: the packed pairs add as 32-bit lanes.
         let rg_a = hsum(_mm512_add_epi32(rg0a, rg1a));
         let rg_b = hsum(_mm512_add_epi32(rg0b, rg1b));
@@ -280,4 +285,56 @@ pub unsafe fn ycc_420_rows(s0: &[u8], s1: &[u8], ch: usize, w: usize, pw: usize,
         x += m;
     }
     portable::ycc_420_rows_from(s0, s1, ch, w, pw, x, y0, y1, cb, cr);
+}
+
+/// The AVX-512 VBMI version of `avx2::ycc_444_row` (`chroma` true) and `avx2::y_row`
+/// (`chroma` false, `cb`/`cr` unused): 16 pixels a step, masked loads and stores for the tail.
+///
+/// # Safety
+/// AVX-512 F, BW, VL and VBMI must be available. `src` holds `w * ch` bytes; `y` (and with
+/// `chroma`, `cb` and `cr`) hold `pw` bytes.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+pub unsafe fn ycc_full_row(src: &[u8], ch: usize, w: usize, pw: usize, chroma: bool, y: &mut [u8], cb: &mut [u8], cr: &mut [u8]) {
+    assert!(src.len() >= w * ch && y.len() >= pw);
+    assert!(!chroma || (cb.len() >= pw && cr.len() >= pw));
+    let (rg_idx, krg, b_idx, kb) = spread(ch);
+    let rg_idx = _mm512_loadu_si512(rg_idx.as_ptr().cast());
+    let b_idx = _mm512_loadu_si512(b_idx.as_ptr().cast());
+    let y_rg = pair(portable::FIX_Y_R, portable::FIX_Y_G - 65536);
+    let y_b = pair(portable::FIX_Y_B, 16384);
+    let b_one = _mm512_set1_epi32(2 << 16);
+    let cb_rg = pair(-portable::FIX_CB_R, -portable::FIX_CB_G);
+    let cr_rg = pair(-32768, portable::FIX_CR_G);
+    let cr_b = pair(portable::FIX_CR_B, 0);
+    let off = _mm512_set1_epi32(portable::CBCR_OFFSET);
+    let n = src.len();
+    let mut x = 0;
+    while x < w {
+        let m = (w - x).min(16);
+        let k = match n - x * ch {
+            r if r >= 64 => u64::MAX,
+            r => (1u64 << r) - 1,
+        };
+        let keep = ((1u32 << m) - 1) as u16;
+        // Masked-off bytes are neither read nor faulted on.
+        let v = _mm512_maskz_loadu_epi8(k, src.as_ptr().add(x * ch).cast());
+        let rg = _mm512_maskz_permutexvar_epi8(krg, rg_idx, v);
+        let b = _mm512_maskz_permutexvar_epi8(kb, b_idx, v);
+        let s = _mm512_add_epi32(_mm512_madd_epi16(rg, y_rg), _mm512_madd_epi16(_mm512_or_si512(b, b_one), y_b));
+        let vy = _mm512_add_epi32(_mm512_srai_epi32::<16>(s), _mm512_srli_epi32::<16>(rg));
+        _mm_mask_storeu_epi8(y.as_mut_ptr().add(x).cast(), keep, _mm512_cvtepi32_epi8(vy));
+        if chroma {
+            let vcb = _mm512_add_epi32(_mm512_add_epi32(_mm512_madd_epi16(rg, cb_rg), _mm512_slli_epi32::<15>(b)), off);
+            let vcr = _mm512_sub_epi32(_mm512_sub_epi32(off, _mm512_madd_epi16(rg, cr_rg)), _mm512_madd_epi16(b, cr_b));
+            _mm_mask_storeu_epi8(cb.as_mut_ptr().add(x).cast(), keep, _mm512_cvtepi32_epi8(_mm512_srai_epi32::<16>(vcb)));
+            _mm_mask_storeu_epi8(cr.as_mut_ptr().add(x).cast(), keep, _mm512_cvtepi32_epi8(_mm512_srai_epi32::<16>(vcr)));
+        }
+        x += m;
+    }
+    if chroma {
+        portable::ycc_444_row_from(src, ch, w, pw, w, y, cb, cr);
+    } else {
+        portable::y_row_from(src, ch, w, pw, w, y);
+    }
 }

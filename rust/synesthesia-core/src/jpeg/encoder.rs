@@ -187,6 +187,8 @@ fn stage_a(ctx: &Ctx, img: &crate::image::ImageView, b: &mut SliceBufs, my: usiz
     let src = |r: usize| img.row((my * mh + r).min(lay.height - 1));
     #[cfg(target_arch = "x86_64")]
     let simd = ctx.level != SimdLevel::Portable;
+    #[cfg(target_arch = "x86_64")]
+    let vbmi = ctx.level == SimdLevel::Avx512 && is_x86_feature_detected!("avx512vbmi");
     #[cfg(not(target_arch = "x86_64"))]
     let simd = false;
     if lay.gray {
@@ -199,9 +201,14 @@ fn stage_a(ctx: &Ctx, img: &crate::image::ImageView, b: &mut SliceBufs, my: usiz
                 y[w..].fill(last);
             } else if simd {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `simd` means the level resolved to one whose CPU support was checked.
+                // SAFETY: `simd` means the level resolved to one whose CPU support was checked;
+                // VBMI is checked here since the Avx512 level does not imply it.
                 unsafe {
-                    avx2::y_row(s, ch, w, pw, y)
+                    if vbmi {
+                        avx512::ycc_full_row(s, ch, w, pw, false, y, &mut [], &mut [])
+                    } else {
+                        avx2::y_row(s, ch, w, pw, y)
+                    }
                 }
             } else {
                 portable::y_row(s, ch, w, pw, y)
@@ -218,7 +225,11 @@ fn stage_a(ctx: &Ctx, img: &crate::image::ImageView, b: &mut SliceBufs, my: usiz
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as above.
                 unsafe {
-                    avx2::ycc_444_row(src(r), ch, w, pw, y, cb, cr)
+                    if vbmi {
+                        avx512::ycc_full_row(src(r), ch, w, pw, true, y, cb, cr)
+                    } else {
+                        avx2::ycc_444_row(src(r), ch, w, pw, y, cb, cr)
+                    }
                 }
             } else {
                 portable::ycc_444_row(src(r), ch, w, pw, y, cb, cr)
@@ -233,9 +244,9 @@ fn stage_a(ctx: &Ctx, img: &crate::image::ImageView, b: &mut SliceBufs, my: usiz
         };
         if simd {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above; VBMI is checked here since the Avx512 level does not imply it.
+            // SAFETY: as above.
             unsafe {
-                if ctx.level == SimdLevel::Avx512 && is_x86_feature_detected!("avx512vbmi") {
+                if vbmi {
                     avx512::ycc_420_rows(s0, s1, ch, w, pw, y0, y1, cb, cr)
                 } else {
                     avx2::ycc_420_rows(s0, s1, ch, w, pw, y0, y1, cb, cr)
@@ -262,19 +273,23 @@ fn transform_band(level: SimdLevel, band: &[u8], stride: usize, nbx: usize, dv: 
     }
 }
 
-/// DCT + quantization of MCU row planes into `out` (one MCU row of blocks, MCU order).
-fn stage_b(ctx: &Ctx, b: &SliceBufs, out: &mut [Block]) {
+/// DCT + quantization of MCUs `m0..m0 + n` of the current MCU row into `out` (MCU order).
+fn stage_b(ctx: &Ctx, b: &SliceBufs, m0: usize, n: usize, out: &mut [Block]) {
     let lay = &ctx.lay;
-    let nbx = lay.mcus_x * lay.h;
     for by in 0..lay.v {
-        transform_band(ctx.level, &b.y[by * 8 * lay.ys..], lay.ys, nbx, &ctx.div[0], out, lay.h, lay.bpm, by * lay.h);
+        let band = &b.y[by * 8 * lay.ys + m0 * 8 * lay.h..];
+        transform_band(ctx.level, band, lay.ys, n * lay.h, &ctx.div[0], out, lay.h, lay.bpm, by * lay.h);
     }
     if !lay.gray {
         let base = lay.h * lay.v;
-        transform_band(ctx.level, &b.cb, lay.cs, lay.mcus_x, &ctx.div[1], out, 1, lay.bpm, base);
-        transform_band(ctx.level, &b.cr, lay.cs, lay.mcus_x, &ctx.div[1], out, 1, lay.bpm, base + 1);
+        transform_band(ctx.level, &b.cb[m0 * 8..], lay.cs, n, &ctx.div[1], out, 1, lay.bpm, base);
+        transform_band(ctx.level, &b.cr[m0 * 8..], lay.cs, n, &ctx.div[1], out, 1, lay.bpm, base + 1);
     }
 }
+
+/// MCUs transformed and then coded together when nothing needs the whole row's blocks: few
+/// enough that their blocks (~9 KB at 4:2:0) stay in L1 between the two stages.
+const CHUNK_MCUS: usize = 8;
 
 // ---- stage C --------------------------------------------------------------------------------
 
@@ -334,7 +349,7 @@ fn run_slice(ctx: &Ctx, img: &crate::image::ImageView, b: &mut SliceBufs, rows: 
                 stage_a(ctx, img, b, my);
                 let mut blocks = std::mem::take(&mut b.blocks);
                 let row = &mut blocks[i * bpr..(i + 1) * bpr];
-                stage_b(ctx, b, row);
+                stage_b(ctx, b, 0, lay.mcus_x, row);
                 count_row(lay, ctx.restart, slice_start, my, row, &mut preds, &mut b.freq);
                 b.blocks = blocks;
             }
@@ -344,17 +359,22 @@ fn run_slice(ctx: &Ctx, img: &crate::image::ImageView, b: &mut SliceBufs, rows: 
             let mut preds = [0i32; 3];
             let mut w = BitWriter::new(out);
             for (i, my) in rows.clone().enumerate() {
-                let blocks = if stored {
-                    &b.blocks[i * bpr..(i + 1) * bpr]
-                } else {
-                    stage_a(ctx, img, b, my);
-                    let mut blocks = std::mem::take(&mut b.blocks);
-                    stage_b(ctx, b, &mut blocks[..bpr]);
-                    b.blocks = blocks;
-                    &b.blocks[..bpr]
-                };
-                let job = RowJob { blocks, mcu0: my * lay.mcus_x, restart: ctx.restart, slice_start };
-                encode_row(ctx.level, &mut w, &job, &shape, enc, &mut preds);
+                if stored {
+                    let blocks = &b.blocks[i * bpr..(i + 1) * bpr];
+                    let job = RowJob { blocks, mcu0: my * lay.mcus_x, restart: ctx.restart, slice_start };
+                    encode_row(ctx.level, &mut w, &job, &shape, enc, &mut preds);
+                    continue;
+                }
+                stage_a(ctx, img, b, my);
+                let mut blocks = std::mem::take(&mut b.blocks);
+                for m0 in (0..lay.mcus_x).step_by(CHUNK_MCUS) {
+                    let n = CHUNK_MCUS.min(lay.mcus_x - m0);
+                    let chunk = &mut blocks[..n * lay.bpm];
+                    stage_b(ctx, b, m0, n, chunk);
+                    let job = RowJob { blocks: chunk, mcu0: my * lay.mcus_x + m0, restart: ctx.restart, slice_start };
+                    encode_row(ctx.level, &mut w, &job, &shape, enc, &mut preds);
+                }
+                b.blocks = blocks;
             }
             w.finish();
         }

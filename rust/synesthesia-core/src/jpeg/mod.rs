@@ -1,4 +1,18 @@
-//! Baseline sequential JPEG encoder (ITU T.81) with custom quantization tables.
+//! Baseline sequential JPEG encoder (ITU T.81) with custom quantization tables; used by the
+//! encode stage and the fused nano path (in the encode process).
+//!
+//! Output is JFIF with 8-bit DQT, SOF0, DHT (Annex K tables, or tables optimized for the image),
+//! optional DRI with RSTn markers, one interleaved scan. The pipeline (see `encoder`) works one
+//! MCU row at a time: colour conversion with fused 2x2 / 2x1 chroma averaging, the accurate
+//! integer DCT (libjpeg's islow factorization, 13-bit constants), quantization rounded to
+//! nearest by exact reciprocal multiplication, and a 64-bit-buffer Huffman coder driven by a
+//! nonzero-coefficient bitmask.
+//!
+//! Every [`SimdLevel`] produces the same bytes: the portable kernels are the definition, the
+//! SIMD ones evaluate the same integer expressions (tests compare them over many layouts).
+//! Quality scaling and tables match libjpeg, so `quality` means the same as there; the only
+//! deliberate difference is that subsampled chroma is averaged from exact values and rounded
+//! once, where libjpeg rounds per pixel and again after averaging.
 
 use crate::error::{Error, Result};
 use crate::image::ImageView;
@@ -61,9 +75,13 @@ pub struct EncodeOptions {
     pub qtables: Option<QuantTables>,
     /// Two-pass encoding with Huffman tables optimized for the image.
     pub optimize_huffman: bool,
-    /// Restart interval in MCUs (0: none).
+    /// Restart interval in MCUs (0: none). With `threads > 1` the interval also bounds
+    /// where slices may start; see `encoder::plan` for the rule.
     pub restart_interval: u16,
-    /// Slices encoded in parallel (1: single-threaded).
+    /// Slices encoded in parallel (1: single-threaded), 1..=64. Slices are horizontal bands of
+    /// whole MCU rows joined at restart markers: with `restart_interval` 0 an interval of one
+    /// slice is chosen (so the file has a DRI), otherwise the output is byte-identical to
+    /// `threads = 1` with the same interval.
     pub threads: usize,
     /// None: the process-wide level.
     pub simd: Option<SimdLevel>,
@@ -230,6 +248,7 @@ impl JpegEncoder {
         let lay = Layout::new(img.width(), img.height(), img.channels(), self.opts.subsampling);
         let plan = encoder::plan(&lay, self.opts.threads, self.opts.restart_interval);
         let ctx = Ctx { level, lay, div: self.div.clone(), enc: None, restart: plan.restart };
+        out.clear();
         out.reserve(lay.width * lay.height / 4 + 4096);
         encoder::encode_file(
             ctx,

@@ -404,3 +404,15 @@ fn max_encoded_size_bounds_noise_at_quality_100() {
     }
 }
 
+
+#[test]
+fn extreme_aspect_ratios() {
+    for &(w, h) in &[(4099, 1), (1, 301), (2, 2), (3, 17)] {
+        for sub in SUBS {
+            for threads in [1, 4] {
+                let o = EncodeOptions { threads, ..opts(sub, 85) };
+                check_round_trip(w, h, 3, &o, 15.0);
+            }
+        }
+    }
+}
