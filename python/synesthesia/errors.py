@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SynesthesiaError", "KernelArgumentError"]
+__all__ = ["SynesthesiaError", "KernelArgumentError", "RecordFormatError", "StreamConfigError"]
 
 
 class SynesthesiaError(Exception):
@@ -19,3 +19,11 @@ class KernelArgumentError(SynesthesiaError, ValueError):
     def __init__(self, message: str, argument: str) -> None:
         super().__init__(message)
         self.argument = argument
+
+
+class RecordFormatError(SynesthesiaError, ValueError):
+    """A packed JPEG record (jpeg ring slot) or its fields cannot be read or written."""
+
+
+class StreamConfigError(SynesthesiaError, ValueError):
+    """An encode or serve setting is unusable; the message names the setting and its value."""

@@ -1,0 +1,125 @@
+"""The seams between the encode/serve logic and the rest of the engine (encode and serve processes).
+
+The stages only need four things from the outside world, each a small protocol here:
+
+- :class:`FrameSource` -- the newest rendered frame (the frame ring's ``read_latest``).
+- :class:`RecordSink` / :class:`RecordSource` -- JPEG records out of encode, into serve (the jpeg
+  ring's write and ``read_latest``).
+- :class:`PromptSink` -- typed prompts from a browser, towards the NLP (a bus publish).
+- :class:`AudioSink` -- 16 kHz PCM from a browser microphone, towards capture (the audio ring).
+
+Events coming *back* (transcripts, intents, encoder stats) are pushed into the server with
+``StreamServer.post_event``, which is thread-safe, so a bus subscriber thread can call it.
+
+:class:`LatestSlot` is the in-process stand-in for a ring: one writer, any number of readers, each
+reader always gets the newest value and counts how many it skipped. It never queues.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from synesthesia.stream.records import FrameMeta, JpegRecord
+
+__all__ = [
+    "FrameSource",
+    "RecordSink",
+    "RecordSource",
+    "Prompt",
+    "PromptSink",
+    "AudioSink",
+    "LatestSlot",
+    "SlotReader",
+]
+
+Frame = npt.NDArray[np.uint8]
+T = TypeVar("T")
+
+
+class FrameSource(Protocol):
+    def latest(self, timeout: float) -> tuple[Frame, FrameMeta] | None:
+        """The newest frame not yet returned to this reader, waiting up to ``timeout`` s."""
+
+
+class RecordSink(Protocol):
+    def put(self, record: JpegRecord) -> None:
+        """Publish a record; must never block on a slow consumer."""
+
+
+class RecordSource(Protocol):
+    def latest(self, timeout: float) -> JpegRecord | None:
+        """The newest record not yet returned to this reader, waiting up to ``timeout`` s."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A prompt typed in a viewer. ``t_ns`` is ``time.monotonic_ns()`` when it arrived."""
+
+    text: str
+    client: str
+    t_ns: int
+    trace_id: int
+
+
+class PromptSink(Protocol):
+    def submit(self, prompt: Prompt) -> None:
+        """Hand the prompt on; called on the server's event loop, so it must not block."""
+
+
+class AudioSink(Protocol):
+    def push(self, pcm: npt.NDArray[np.int16], t_ns: int, client: str) -> None:
+        """16 kHz mono signed 16-bit samples; called on the server's event loop, must not block."""
+
+
+class LatestSlot(Generic[T]):
+    """One value at a time, overwritten by each ``put``; readers wake on every new value."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._value: T | None = None
+        self._seq = 0
+        self._closed = False
+
+    def put(self, value: T) -> None:
+        with self._cond:
+            self._value = value
+            self._seq += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Wake every waiting reader; later reads return None at once."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def reader(self) -> SlotReader[T]:
+        return SlotReader(self)
+
+
+class SlotReader(Generic[T]):
+    """A cursor into a :class:`LatestSlot`; ``skipped`` counts values it never saw."""
+
+    def __init__(self, slot: LatestSlot[T]) -> None:
+        self._slot = slot
+        self._seen = slot.seq
+        self.skipped = 0
+
+    def latest(self, timeout: float) -> T | None:
+        slot = self._slot
+        with slot._cond:
+            if not slot._cond.wait_for(lambda: slot._seq != self._seen or slot._closed, timeout):
+                return None
+            if slot._seq == self._seen:
+                return None
+            self.skipped += slot._seq - self._seen - 1
+            self._seen = slot._seq
+            return slot._value
