@@ -62,7 +62,7 @@
     if (state.events.length > 200) state.events.shift();
     switch (ev.type) {
       case "hello": $("status").textContent = `connected as ${ev.client}`; break;
-      case "transcript": addLine("transcript", `${ev.source === "typed" ? "⌨" : "🗣"} ${ev.text}`); break;
+      case "transcript": addLine("transcript", `${ev.source === "typed" ? "typed" : "heard"}: ${ev.text}`); break;
       case "intent": addLine("intents", `${ev.intent} (${Number(ev.weight).toFixed(2)}) — ${ev.prompt || ""}`); break;
       case "hud": state.hud = ev; break;
       case "error": state.errors.push(ev.error); $("status").textContent = `server: ${ev.error}`; break;
@@ -80,13 +80,15 @@
     const h = state.hud || {};
     const e = h.encoder || {};
     const lat = h.latency_ms || {};
-    const stage = (state.lastMeta && state.lastMeta.t) || {};
+    // Per-stage latency of the last frame that answered a prompt or utterance (it carries the
+    // trace's hop timestamps); untraced frames only have the render -> encode hops.
+    const stage = (state.lastTraced && state.lastTraced.t) || (state.lastMeta && state.lastMeta.t) || {};
     const ms = (a, b) => (stage[a] && stage[b] ? ((stage[b] - stage[a]) / 1e6).toFixed(1) : "–");
     $("hud").textContent = [
       `fps ${fps.toFixed(1)} drawn · ${(bytes * 8 / 2000).toFixed(0)} kbps in`,
       `dropped: server ${h.dropped ?? 0} · encoder ${e.dropped ?? 0} · page ${state.framesSkipped}`,
       `encoder ${e.mode ?? "?"} q${e.quality ?? "?"} 1/${e.scale ?? "?"} · ${e.kbps ?? "?"}/${e.target_kbps ?? "?"} kbps · ${e.encode_ms_p50 ?? "?"} ms`,
-      `latency ms: speech→intent ${ms("speech_end", "intent")} · intent→frame ${ms("intent", "rendered")}`,
+      `latency ms: speech→intent ${ms("speech_end", "intent")} · typed→intent ${ms("transcript", "intent")} · intent→frame ${ms("intent", "rendered")}`,
       `  frame→encoded ${ms("rendered", "encoded")} · encoded→wire p99 ${lat.encoded_to_wire_p99 ?? "–"} · wire→shown ${lat.wire_to_displayed_p50 ?? "–"}`,
     ].join("\n");
   }
