@@ -36,6 +36,7 @@ import itertools
 import json
 import logging
 import secrets
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -135,7 +136,9 @@ class StreamServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        # A wildcard bind is reached by this machine's name, not by the wildcard address.
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
         query = f"/?token={self.token}" if self.token else "/"
         return f"http://{host}:{self.port}{query}"
 
@@ -145,9 +148,8 @@ class StreamServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        if self.port == 0 and server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+        if self.port == 0 and self._runner.addresses:
+            self.port = int(self._runner.addresses[0][1])
         self._tasks.append(asyncio.create_task(self._hud_ticker()))
         if self.records is not None:
             # Ring reads block; one thread waits on them and hops each record onto the loop.
@@ -159,7 +161,11 @@ class StreamServer:
         for task in self._tasks:
             task.cancel()
         for client in list(self.clients):
-            await client.ws.close()
+            # A stalled peer never answers the closing handshake; do not let it hold shutdown.
+            try:
+                await asyncio.wait_for(client.ws.close(), 1.0)
+            except (asyncio.TimeoutError, ConnectionError):
+                pass
         if self._runner is not None:
             await self._runner.cleanup()
         if self._pump is not None:
@@ -343,7 +349,7 @@ class StreamServer:
     def _on_text(self, client: _Client, data: str) -> None:
         try:
             msg = json.loads(data)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             return self._malformed(client, f"not JSON ({exc.msg})")
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
             return self._malformed(client, "expected a JSON object with a string 'type'")
