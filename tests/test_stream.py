@@ -151,6 +151,22 @@ def test_encode_loop_takes_the_newest_frame_and_counts_skips(frame: Frame) -> No
     assert loop.step(0.01) is None  # nothing newer: waits, never repeats a frame
 
 
+def test_slot_reader_descriptor_signals_new_values() -> None:
+    import select
+
+    slot: LatestSlot[int] = LatestSlot()
+    reader = slot.reader()
+    fd = reader.fileno()
+    assert select.select([fd], [], [], 0)[0] == []
+    slot.put(1)
+    slot.put(2)
+    assert select.select([fd], [], [], 1)[0] == [fd]
+    assert reader.latest(0) == 2 and reader.skipped == 1
+    assert select.select([fd], [], [], 0)[0] == []
+    reader.close()
+    slot.put(3)  # a closed reader is no longer signalled
+
+
 def test_recorder_writes_an_avi_players_open(tmp_path: Path, frame: Frame) -> None:
     cv2 = pytest.importorskip("cv2")
     loop = EncodeLoop(None, None, "nano")
@@ -190,11 +206,22 @@ class Audio:
         self.pcm.append(pcm.copy())
 
 
-@pytest.fixture()
-def served() -> Iterator[tuple[StreamServer, LatestSlot[JpegRecord], Prompts, Audio]]:
+class BlockingOnly:
+    """A record source without a descriptor, like a ring that only offers a blocking read."""
+
+    def __init__(self, slot: LatestSlot[JpegRecord]) -> None:
+        self._reader = slot.reader()
+
+    def latest(self, timeout: float) -> JpegRecord | None:
+        return self._reader.latest(timeout)
+
+
+@pytest.fixture(params=["fd", "thread"])
+def served(request: pytest.FixtureRequest) -> Iterator[tuple[StreamServer, LatestSlot[JpegRecord], Prompts, Audio]]:
     slot: LatestSlot[JpegRecord] = LatestSlot()
     prompts, audio = Prompts(), Audio()
-    server = StreamServer(slot.reader(), prompts, audio, port=0)
+    source = slot.reader() if request.param == "fd" else BlockingOnly(slot)
+    server = StreamServer(source, prompts, audio, port=0)
     server.start_in_thread()
     yield server, slot, prompts, audio
     slot.close()

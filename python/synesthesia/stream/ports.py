@@ -17,6 +17,7 @@ reader always gets the newest value and counts how many it skipped. It never que
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -53,7 +54,13 @@ class RecordSink(Protocol):
 
 class RecordSource(Protocol):
     def latest(self, timeout: float) -> JpegRecord | None:
-        """The newest record not yet returned to this reader, waiting up to ``timeout`` s."""
+        """The newest record not yet returned to this reader, waiting up to ``timeout`` s.
+
+        A source may also offer ``fileno() -> int``: a descriptor that turns readable when a
+        record is ready and is reset by ``latest``. The server then waits on it inside its event
+        loop; without it, a thread blocks in ``latest`` and hops each record onto the loop, which
+        costs a second thread wake-up per frame.
+        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,18 +91,28 @@ class LatestSlot(Generic[T]):
         self._value: T | None = None
         self._seq = 0
         self._closed = False
+        self._fds: list[int] = []
 
     def put(self, value: T) -> None:
         with self._cond:
             self._value = value
             self._seq += 1
             self._cond.notify_all()
+            self._signal()
 
     def close(self) -> None:
         """Wake every waiting reader; later reads return None at once."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            self._signal()
+
+    def _signal(self) -> None:
+        for fd in self._fds:
+            try:
+                os.eventfd_write(fd, 1)
+            except BlockingIOError:  # counter full: the reader is already due to wake
+                pass
 
     @property
     def seq(self) -> int:
@@ -112,9 +129,32 @@ class SlotReader(Generic[T]):
         self._slot = slot
         self._seen = slot.seq
         self.skipped = 0
+        self._fd: int | None = None
+
+    def fileno(self) -> int:
+        """An eventfd that is readable while a newer value waits (Linux); ``latest`` resets it."""
+        if self._fd is None:
+            with self._slot._cond:
+                self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+                self._slot._fds.append(self._fd)
+                if self._slot._seq != self._seen:
+                    os.eventfd_write(self._fd, 1)
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with self._slot._cond:
+                self._slot._fds.remove(self._fd)
+            os.close(self._fd)
+            self._fd = None
 
     def latest(self, timeout: float) -> T | None:
         slot = self._slot
+        if self._fd is not None:
+            try:
+                os.eventfd_read(self._fd)
+            except BlockingIOError:
+                pass
         with slot._cond:
             if not slot._cond.wait_for(lambda: slot._seq != self._seen or slot._closed, timeout):
                 return None

@@ -123,6 +123,7 @@ class StreamServer:
         self._stop = threading.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._pump: threading.Thread | None = None
+        self._ready_fd: int | None = None
         self._ids = itertools.count(1)
 
     # ----------------------------------------------------------------- lifecycle
@@ -151,13 +152,27 @@ class StreamServer:
         if self.port == 0 and self._runner.addresses:
             self.port = int(self._runner.addresses[0][1])
         self._tasks.append(asyncio.create_task(self._hud_ticker()))
-        if self.records is not None:
-            # Ring reads block; one thread waits on them and hops each record onto the loop.
+        fileno = getattr(self.records, "fileno", None)
+        if self.records is not None and callable(fileno):
+            self._ready_fd = fileno()
+            self._loop.add_reader(self._ready_fd, self._on_ready)
+        elif self.records is not None:
+            # A source without a descriptor blocks; one thread waits on it and hops each record
+            # onto the loop.
             self._pump = threading.Thread(target=self._pump_records, name="serve-pump", daemon=True)
             self._pump.start()
 
+    def _on_ready(self) -> None:
+        assert self.records is not None
+        record = self.records.latest(0.0)
+        if record is not None:
+            self.publish(record)
+
     async def stop(self) -> None:
         self._stop.set()
+        if self._ready_fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._ready_fd)
+            self._ready_fd = None
         for task in self._tasks:
             task.cancel()
         for client in list(self.clients):
