@@ -9,7 +9,7 @@ Wire protocol on ``/ws`` (documented for the viewer and for plain clients):
 
 server -> client
   - a text message ``{"type": "frame", "frame": N, "bytes": B, "width", "height", "mode",
-    "quality", "scale", "trace": [...], "t": {hop: monotonic ns}, "sent": ns}`` immediately
+    "quality", "scale", "trace": [...], "t": {hop: monotonic ns}, "served": ns}`` immediately
     followed by one binary message holding that complete JPEG file (B bytes);
   - text events: ``hello`` (once), ``transcript``, ``intent``, ``hud`` (once a second), ``error``
     and whatever else is posted with :meth:`StreamServer.post_event`.
@@ -75,7 +75,7 @@ class _Client:
     id: str
     ws: web.WebSocketResponse
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    pending: JpegRecord | None = None
+    pending: tuple[JpegRecord, str, bytes] | None = None
     events: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=_EVENT_BACKLOG))
     sent_at: collections.OrderedDict[int, int] = field(default_factory=collections.OrderedDict)
     mic: bool = False
@@ -201,10 +201,15 @@ class StreamServer:
     def publish(self, record: JpegRecord) -> None:
         """Offer a record to every client (call on the loop). Never waits for any of them."""
         self.published += 1
+        if not self.clients:
+            return
+        # Serialised once for every client; "served" is when the serve stage got the record.
+        meta = json.dumps(record.wire_meta(served=time.monotonic_ns()), separators=(",", ":"))
+        item = (record, meta, bytes(record.jpeg))
         for client in self.clients:
             if client.pending is not None:
                 client.dropped += 1
-            client.pending = record
+            client.pending = item
             client.wake.set()
 
     def post_event(self, event: dict[str, Any]) -> None:
@@ -240,13 +245,12 @@ class StreamServer:
             client.wake.clear()
             while client.events and not ws.closed:
                 await ws.send_str(client.events.popleft())
-            record, client.pending = client.pending, None
-            if record is None or ws.closed:
+            item, client.pending = client.pending, None
+            if item is None or ws.closed:
                 continue
-            sent = time.monotonic_ns()
-            meta = record.wire_meta(sent=sent)
-            await ws.send_str(json.dumps(meta, separators=(",", ":")))
-            await ws.send_bytes(bytes(record.jpeg))
+            record, meta, jpeg = item
+            await ws.send_str(meta)
+            await ws.send_bytes(jpeg)
             done = time.monotonic_ns()
             encoded = record.t.get("encoded")
             if encoded is not None:
