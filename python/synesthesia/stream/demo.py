@@ -181,8 +181,9 @@ class DemoPipeline:
         self.world = DemoWorld(self.frames, width, height, fps)
         self.recorder = MjpegRecorder(record, fps) if record else None
         sink = _Tee(self.jpegs, self.recorder) if self.recorder else self.jpegs
-        self.encoder = EncodeLoop(self.frames.reader(), sink, mode, ControllerConfig(target_bps=target_bps, fps=fps))
-        self.server = StreamServer(self.jpegs.reader(), host=host, port=port, token=token)
+        self._readers = (self.frames.reader(), self.jpegs.reader())
+        self.encoder = EncodeLoop(self._readers[0], sink, mode, ControllerConfig(target_bps=target_bps, fps=fps))
+        self.server = StreamServer(self._readers[1], host=host, port=port, token=token)
         self.brain = DemoBrain(self.world, self.server)
         self.audio = DemoAudio(self.server)
         self.server.prompts = self.brain
@@ -209,6 +210,8 @@ class DemoPipeline:
         for t in self._threads:
             t.join(5.0)
         self.server.stop_thread()
+        for reader in self._readers:
+            reader.close()
         if self.recorder:
             self.recorder.close()
 

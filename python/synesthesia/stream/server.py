@@ -11,7 +11,7 @@ server -> client
   - a text message ``{"type": "frame", "frame": N, "bytes": B, "width", "height", "mode",
     "quality", "scale", "trace": [...], "t": {hop: monotonic ns}, "served": ns}`` immediately
     followed by one binary message holding that complete JPEG file (B bytes);
-  - text events: ``hello`` (once), ``transcript``, ``intent``, ``hud`` (once a second), ``error``
+  - text events: ``hello`` (once, with the protocol version), ``transcript``, ``intent``, ``hud`` (once a second), ``error``
     and whatever else is posted with :meth:`StreamServer.post_event`.
 client -> server (text JSON, at most 64 KiB)
   - ``{"type": "prompt", "text": "..."}`` a typed prompt, handed to the prompt sink;
@@ -57,6 +57,8 @@ log = logging.getLogger("synesthesia.stream.server")
 MAX_MESSAGE = 1 << 16
 MAX_PROMPT = 500
 PCM_RATE = 16000
+#: Bumped when a message changes shape; sent in the "hello" event.
+PROTOCOL = 1
 _EVENT_BACKLOG = 64
 _trace_ids = itertools.count(1 << 32)
 
@@ -335,7 +337,7 @@ class StreamServer:
         ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE, heartbeat=15.0)
         await ws.prepare(request)
         client = _Client(id=f"c{next(self._ids)}", ws=ws)
-        self._queue(client, json.dumps({"type": "hello", "client": client.id, "pcm_rate": PCM_RATE}))
+        self._queue(client, json.dumps({"type": "hello", "protocol": PROTOCOL, "client": client.id, "pcm_rate": PCM_RATE}))
         self.clients.add(client)
         sender = asyncio.create_task(self._sender(client))
         log.info("client %s connected from %s (%d connected)", client.id, request.remote, len(self.clients))
