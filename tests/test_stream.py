@@ -336,8 +336,10 @@ def test_stalled_client_does_not_slow_the_others(served: tuple[StreamServer, Lat
         assert len(stuck) == 2 and all(c.frames < sent / 2 and c.dropped > sent / 3 for c in stuck), [
             (c.frames, c.dropped, sent) for c in stuck
         ]
-        # One pending slot each: nothing queues behind a client that does not read.
+        # One pending slot each, and the socket's own buffer stays bounded: nothing queues behind
+        # a client that does not read.
         assert all(c.pending is None or c.pending[0].frame >= sent - 3 for c in stuck)
+        assert all(c.transport is not None and c.transport.get_write_buffer_size() <= 2 * len(fat) + (1 << 16) for c in stuck)
     finally:
         for s in stalled:
             s.close()

@@ -235,6 +235,9 @@ def test_typed_prompt_gives_an_intent_and_a_changed_frame(browser: tuple[Cdp, De
     assert after[1] / max(after[0], 1) > 1.2 * before[1] / max(before[0], 1), (before, after)
     assert "forest" in cdp.js("document.getElementById('intents').textContent")
     assert "a forest at dawn" in cdp.js("document.getElementById('transcript').textContent")
+    # The HUD shows the traced frame's per-stage latencies once it has redrawn.
+    hud = cdp.wait("(t => /typed→intent [0-9.]+/.test(t) && /intent→frame [0-9.]+/.test(t) && t)(document.getElementById('hud').textContent)", 5, "per-stage latencies in the HUD")
+    assert "frame→encoded" in hud
     _screenshot(cdp).save(work / "viewer-forest.png")
 
 

@@ -77,6 +77,7 @@ class _Client:
     id: str
     ws: web.WebSocketResponse
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    transport: asyncio.Transport | None = None
     pending: tuple[JpegRecord, str, bytes] | None = None
     events: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=_EVENT_BACKLOG))
     sent_at: collections.OrderedDict[int, int] = field(default_factory=collections.OrderedDict)
@@ -336,7 +337,7 @@ class StreamServer:
         # JPEG does not deflate; compression would only cost CPU per client.
         ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE, heartbeat=15.0)
         await ws.prepare(request)
-        client = _Client(id=f"c{next(self._ids)}", ws=ws)
+        client = _Client(id=f"c{next(self._ids)}", ws=ws, transport=request.transport)
         self._queue(client, json.dumps({"type": "hello", "protocol": PROTOCOL, "client": client.id, "pcm_rate": PCM_RATE}))
         self.clients.add(client)
         sender = asyncio.create_task(self._sender(client))
