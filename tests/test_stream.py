@@ -56,6 +56,11 @@ def test_record_round_trip_bytes_and_view() -> None:
     assert view.t == rec.t and view.trace_ids == rec.trace_ids
     bare = JpegRecord(1, b"x", 1, 1, "full", 50, 1)
     assert JpegRecord.unpack(bare.pack()) == bare
+    slot = bytearray(4096)
+    n = rec.pack_into(slot)
+    assert n == len(packed) and JpegRecord.unpack(memoryview(slot)[:n]) == JpegRecord.unpack(packed)
+    with pytest.raises(RecordFormatError, match="buffer"):
+        rec.pack_into(bytearray(10))
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,20 @@ class JpegRecord:
     t: dict[str, int] = field(default_factory=dict)
 
     def pack(self) -> bytes:
+        return b"".join((self._header(), self.jpeg))
+
+    def pack_into(self, buffer: bytearray | memoryview) -> int:
+        """Write the packed record into ``buffer`` (a ring slot); returns the bytes used."""
+        head = self._header()
+        n = len(head) + len(self.jpeg)
+        view = memoryview(buffer).cast("B")
+        if len(view) < n:
+            raise RecordFormatError(f"buffer: {len(view)} bytes, the record needs {n}")
+        view[: len(head)] = head
+        view[len(head) : n] = self.jpeg
+        return n
+
+    def _header(self) -> bytes:
         if self.mode not in MODES:
             raise RecordFormatError(f"mode: expected one of {MODES}, got {self.mode!r}")
         if len(self.trace_ids) > _MAX_TRACES:
@@ -73,7 +87,7 @@ class JpegRecord:
             _MAGIC, _VERSION, _HEAD.size + len(tail), self.frame, self.width, self.height, self.quality,
             self.scale, MODES.index(self.mode), len(self.trace_ids), mask, len(self.jpeg),
         )
-        return b"".join((head, tail, self.jpeg))
+        return head + tail
 
     @classmethod
     def unpack(cls, data: bytes | bytearray | memoryview) -> JpegRecord:
