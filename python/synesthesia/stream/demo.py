@@ -60,7 +60,7 @@ class DemoWorld:
         self._plain = np.concatenate([base, base], axis=1)
         self._wide = self._plain
         self._lock = threading.Lock()
-        self._pending: tuple[tuple[int, ...], dict[str, int]] | None = None
+        self._trace: tuple[tuple[int, ...], dict[str, int]] = ((), {})
         self.frame = 0
         self.look = "plain"
 
@@ -70,15 +70,16 @@ class DemoWorld:
         with self._lock:
             self._wide = wide
             self.look = look
-            self._pending = ((trace_id,), dict(t, applied=time.monotonic_ns()))
+            self._trace = ((trace_id,), dict(t, applied=time.monotonic_ns()))
 
     def tick(self) -> None:
+        # Every frame carries the trace its look answers to, until the next prompt: any single
+        # frame may be skipped downstream, and the first one a viewer sees is the one that counts.
         with self._lock:
-            wide, pending, self._pending = self._wide, self._pending, None
+            wide, (trace, t) = self._wide, self._trace
         off = (self.frame * 4) % self.width
         view = wide[:, off : off + self.width]
-        trace, t = pending if pending else ((), {})
-        t["rendered"] = time.monotonic_ns()
+        t = dict(t, rendered=time.monotonic_ns())
         self.slot.put((view, FrameMeta(self.frame, trace, t)))
         self.frame += 1
 

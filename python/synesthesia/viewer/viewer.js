@@ -116,7 +116,10 @@
       recvLog.push([performance.now(), msg.data.byteLength]);
       if (newest) state.framesSkipped++;
       newest = { meta: pendingMeta, blob: new Blob([msg.data], { type: "image/jpeg" }) };
-      if (pendingMeta && pendingMeta.trace && pendingMeta.trace.length) state.lastTraced = pendingMeta;
+      // Frames keep their trace until the next one; the first frame seen with a new trace is
+      // the one whose hop timestamps give the per-stage latencies.
+      const tr = pendingMeta && pendingMeta.trace && pendingMeta.trace.length ? pendingMeta.trace.join() : null;
+      if (tr !== null && (!state.lastTraced || state.lastTraced.trace.join() !== tr)) state.lastTraced = pendingMeta;
       state.lastMeta = pendingMeta;
       pendingMeta = null;
       drawNewest();
