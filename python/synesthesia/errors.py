@@ -10,6 +10,8 @@ __all__ = [
     "RingArgumentError",
     "RingBusyError",
     "MessageError",
+    "RecordFormatError",
+    "StreamConfigError",
 ]
 
 
@@ -61,3 +63,11 @@ class MessageError(SynesthesiaError, ValueError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class RecordFormatError(SynesthesiaError, ValueError):
+    """A packed JPEG record (jpeg ring slot) or its fields cannot be read or written."""
+
+
+class StreamConfigError(SynesthesiaError, ValueError):
+    """An encode or serve setting is unusable; the message names the setting and its value."""

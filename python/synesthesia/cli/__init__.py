@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "cleanup": ("synesthesia.cli.cleanup", "remove shared memory and sockets left by crashed runs"),
     "info": ("synesthesia.cli.info", "show the native module, SIMD level and versions"),
     "kernels-demo": ("synesthesia.cli.kernels_demo", "encode a generated frame sequence with the Rust kernels and report"),
+    "serve": ("synesthesia.cli.serve", "serve the browser viewer (today: over the in-process demo pipeline)"),
 }
 
 

@@ -1,0 +1,1 @@
+"""The browser viewer (static files served by synesthesia.stream.server)."""
