@@ -158,3 +158,39 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_viewer_streams_frames_and_takes_prompts(tmp_path: Path) -> None:
+    import asyncio
+    import io
+
+    import aiohttp
+    from PIL import Image
+
+    e = dict(os.environ, SYNESTHESIA_RUNTIME_DIR=str(tmp_path / "rt"), PYTHONUNBUFFERED="1")
+    p = subprocess.Popen([sys.executable, "-m", "synesthesia", "run", "--port", "0"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=e, cwd=tmp_path)
+    try:
+        status = wait_for_status(tmp_path, lambda s: s["viewer"] and frames_of(s) > 0)
+
+        async def client() -> tuple[bytes, dict]:  # type: ignore[type-arg]
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(status["viewer"].replace("http", "ws", 1).rstrip("/") + "/ws") as ws:
+                    await ws.send_json({"type": "prompt", "text": "snow over the forest"})
+                    meta: dict = {}  # type: ignore[type-arg]
+                    async for msg in ws:
+                        if msg.type == aiohttp.WSMsgType.TEXT and msg.json().get("type") == "frame":
+                            meta = msg.json()
+                        elif msg.type == aiohttp.WSMsgType.BINARY and meta:
+                            return msg.data, meta
+            raise AssertionError("no frame")
+
+        jpeg, meta = asyncio.run(asyncio.wait_for(client(), 30))
+        img = Image.open(io.BytesIO(jpeg))
+        assert img.size == (meta["width"], meta["height"]) == (320, 176)
+        wait_for_status(tmp_path, lambda s: s["counts"]["prompts"] >= 1)
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=60)
+    assert p.returncode == 0, out
+    assert "prompt (typed): 'snow over the forest'" in out

@@ -59,6 +59,8 @@ def default_graph(settings: Settings) -> list[StageSpec]:
         StageSpec("world", "synesthesia.stages.world"),
         StageSpec("encode", "synesthesia.stages.encode"),
     ]
+    if not settings.headless:
+        specs.append(StageSpec("serve", "synesthesia.stages.serve"))
     return specs
 
 
@@ -86,11 +88,12 @@ class Arbiter:
         self.last_transcript = ""
         self.last_intent = ""
         self.recent_logs: deque[str] = deque(maxlen=8)
+        self.viewer_url = ""
         self.started = time.monotonic()
         self.rings: dict[str, shm.FrameRing | shm.ByteRing] = {}
         self.runtime: RuntimeDir | None = None
         self.endpoints: Endpoints | None = None
-        self.counts: dict[str, int] = {"intents": 0, "transcripts": 0, "applied": 0}
+        self.counts: dict[str, int] = {"prompts": 0, "intents": 0, "transcripts": 0, "applied": 0}
 
     # -- output ---------------------------------------------------------------------------
     def say(self, stage: str, level: str, text: str) -> None:
@@ -103,7 +106,7 @@ class Arbiter:
 
     def _render(self) -> None:
         rows = [f"synesthesia  run {self.runtime.run_id if self.runtime else '-'}  up {time.monotonic() - self.started:6.1f} s"
-                f"   (Ctrl-C to stop)", ""]
+                f"   (Ctrl-C to stop)", f"viewer: {self.viewer_url or '(starting)'}", ""]
         rows.append(f"{'stage':10} {'state':9} {'pid':>7} {'restarts':>8} {'mem MiB':>8}  throughput")
         for w in self.watchers.values():
             st = w.status()
@@ -163,6 +166,7 @@ class Arbiter:
             "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - self.started, 3),
             "stages": stages,
+            "viewer": self.viewer_url,
             "last_transcript": self.last_transcript,
             "last_intent": self.last_intent,
             "counts": dict(self.counts),
@@ -180,6 +184,8 @@ class Arbiter:
             if w is not None and w.pid == msg.pid:
                 w.heartbeat()
         elif isinstance(msg, LogLine):
+            if msg.stage == "serve" and msg.text.startswith("viewer: "):
+                self.viewer_url = msg.text[len("viewer: ") :]
             self.say(msg.stage, msg.level, msg.text)
         elif isinstance(msg, FrameStats):
             view = self.views.setdefault(msg.stage, _StageView())
@@ -197,6 +203,9 @@ class Arbiter:
             self.say(stage, "info", f"intent: {self.last_intent}{' (provisional)' if msg.provisional else ''}")
         elif isinstance(msg, WorldApplied):
             self.counts["applied"] += 1
+        elif isinstance(msg, Prompt):
+            self.counts["prompts"] += 1
+            self.say(stage, "info", f"prompt ({msg.source}): {msg.text!r}")
 
     def run(self) -> int:
         """Run until stopped; returns the process exit code (0 clean, 1 a critical stage failed)."""

@@ -1,0 +1,120 @@
+"""Serve stage: the viewer page and the live stream, fed by the jpeg ring and the bus.
+
+Runs in its own process: a shell over :class:`synesthesia.stream.server.StreamServer`. JPEG
+records come from the jpeg ring (newest first), typed prompts go onto the bus for the NLP,
+transcripts and intents from the bus go to every viewer, and a browser microphone's PCM goes
+into the audio ring when the run's audio source is `browser`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from synesthesia import shm
+from synesthesia.messages import Intent, Prompt, TranscriptFinal, TranscriptPartial, WorldApplied
+from synesthesia.stages.host import StageContext
+from synesthesia.stream import ports
+from synesthesia.stream.records import JpegRecord
+from synesthesia.stream.server import StreamServer
+
+CHUNK = 512
+
+
+class JpegRingSource:
+    """`RecordSource` over the jpeg ring. The record is copied out of the slot (a few KB) so
+    the socket writes can take their time without the writer lapping them."""
+
+    def __init__(self, ring: shm.ByteRing) -> None:
+        self.ring = ring
+        self.torn = 0
+
+    def latest(self, timeout: float) -> JpegRecord | None:
+        rec = self.ring.read_latest(timeout=timeout)
+        if rec is None:
+            return None
+        data = bytes(rec)
+        if not rec.valid():
+            self.torn += 1
+            return None
+        record = JpegRecord.unpack(data)
+        return record
+
+
+class BusPrompts:
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+
+    def submit(self, prompt: ports.Prompt) -> None:
+        self.ctx.publish(Prompt(trace_id=prompt.trace_id, text=prompt.text, source="typed"))
+
+
+class RingAudio:
+    """`AudioSink` into the audio ring: int16 PCM at 16 kHz regrouped into 512-sample chunks."""
+
+    def __init__(self, ring: shm.FrameRing | None) -> None:
+        self.ring = ring
+        self.pending = np.zeros(0, np.float32)
+        self.lock = threading.Lock()
+
+    def push(self, pcm: npt.NDArray[np.int16], t_ns: int, client: str) -> None:
+        if self.ring is None:
+            return
+        with self.lock:
+            self.pending = np.concatenate([self.pending, pcm.astype(np.float32) / 32768.0])
+            while len(self.pending) >= CHUNK:
+                with self.ring.write() as slot:
+                    slot.array[:] = self.pending[:CHUNK]
+                    slot.meta.t_source_ns = t_ns
+                self.pending = self.pending[CHUNK:]
+
+
+def _forward_events(ctx: StageContext, server: StreamServer) -> None:
+    sub = ctx.subscribe(["listen.transcript", "nlp.intent", "world.applied"])
+    try:
+        while not ctx.stop.is_set():
+            got = sub.recv(timeout=0.2)
+            if got is None:
+                continue
+            _, msg = got
+            event: dict[str, Any] | None = None
+            if isinstance(msg, (TranscriptPartial, TranscriptFinal)):
+                event = {"type": "transcript", "text": msg.text, "final": isinstance(msg, TranscriptFinal),
+                         "source": "speech", "trace": msg.trace_id}
+            elif isinstance(msg, Intent):
+                for word, weight in zip(msg.keywords, msg.weights):
+                    server.post_event({"type": "intent", "intent": word, "weight": weight, "prompt": msg.prompt,
+                                       "trace": msg.trace_id})
+            elif isinstance(msg, WorldApplied):
+                event = {"type": "applied", "frame": msg.frame, "trace": msg.trace_id}
+            if event is not None:
+                server.post_event(event)
+    finally:
+        sub.close()
+
+
+def main(ctx: StageContext) -> None:
+    cfg = ctx.settings
+    jpeg = shm.ByteRing.attach(ctx.rings["jpeg"])
+    audio = shm.FrameRing.attach(ctx.rings["audio"]) if cfg.capture.source == "browser" else None
+    source = JpegRingSource(jpeg)
+    server = StreamServer(source, BusPrompts(ctx), RingAudio(audio), host=cfg.serve.host, port=cfg.serve.port,
+                          token=cfg.serve.token)
+    server.start_in_thread()
+    ctx.log.info("viewer: %s", server.url)
+    ctx.status.update(url=server.url)
+    events = threading.Thread(target=_forward_events, args=(ctx, server), name="events", daemon=True)
+    events.start()
+    try:
+        while not ctx.stop.wait(0.25):
+            ctx.tick()
+            ctx.status.update(clients=len(server.clients), torn=source.torn, malformed=server.malformed)
+    finally:
+        server.stop_thread()
+        events.join(1.0)
+        jpeg.close()
+        if audio is not None:
+            audio.close()
