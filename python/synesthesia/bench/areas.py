@@ -2,7 +2,8 @@
 `synesthesia bench` process).
 
 An area plugs in with one :func:`register` call naming a target, which is one of:
-  - ``"bench/<script>.py"``: a script in the checkout's ``bench/`` folder, run with this
+  - ``"bench/<script>.py"``: a script in the checkout's ``bench/`` folder (or an absolute
+    path), run with this
     interpreter as ``script [--quick] --json FILE [extra args]``;
   - ``"package.module:function"``: a ``main(argv) -> int`` taking the same arguments;
   - ``"package.module:function"`` registered with ``native=True``: a ``fn(args) -> Report``
@@ -73,10 +74,17 @@ register("e2e", "synesthesia.bench.e2e:run_from_args", "the whole pipeline, prom
          native=True, title="End-to-end latency")
 
 
+def _script(target: str) -> Path | None:
+    if Path(target).is_absolute():
+        return Path(target)
+    root = provenance.repo_root()
+    return None if root is None else root / target
+
+
 def _exists(target: str) -> bool:
     if target.endswith(".py"):
-        root = provenance.repo_root()
-        return root is not None and (root / target).is_file()
+        script = _script(target)
+        return script is not None and script.is_file()
     module = target.split(":", 1)[0]
     try:
         return importlib.util.find_spec(module) is not None
@@ -106,10 +114,8 @@ def run_area(area: Area, args: Any, extra: Sequence[str], command: str) -> Repor
         out = Path(tmp) / "area.json"
         argv = [*(["--quick"] if getattr(args, "quick", False) else []), "--json", str(out), *extra]
         if target.endswith(".py"):
-            root = provenance.repo_root()
-            assert root is not None
             # The script's own Markdown goes to stderr with its progress: stdout is the harness's.
-            proc = subprocess.run([sys.executable, str(root / target), *argv], stdout=sys.stderr, check=False)
+            proc = subprocess.run([sys.executable, str(_script(target)), *argv], stdout=sys.stderr, check=False)
             code = proc.returncode
         else:
             code = int(_load(target)(argv) or 0)

@@ -203,12 +203,29 @@ def tally(interactions: Sequence[Interaction], stages: Iterable[str], viewer: bo
     return out
 
 
+def frame_rows(frames: Sequence[FrameObs]) -> list[LatencyRow]:
+    """Per-frame rows over every record the tap saw, traced or not: the cadence of each ring and
+    the encode time of every frame (the jpeg slot's open -> publish)."""
+    rows = []
+    for ring in ("frames", "jpeg"):
+        ts = sorted(f.t_publish_ns for f in frames if f.ring == ring)
+        if len(ts) > 1:
+            rows.append(LatencyRow(f"frame interval, {ring} ring (every frame)",
+                                   summarize((b - a) / 1e6 for a, b in zip(ts, ts[1:]))))
+    enc = [(f.t_publish_ns - f.t_write_ns) / 1e6 for f in frames if f.ring == "jpeg" and f.t_write_ns]
+    if enc:
+        row = LatencyRow("resize + encode (every frame)", summarize(enc), target="mean <= 0.3 ms")
+        row.met = row.stats.mean is not None and row.stats.mean <= 0.3
+        rows.append(row)
+    return rows
+
+
 def build_report(records: Iterable[TraceRecord], stages: Sequence[str], provenance: dict[str, Any], *,
                  title: str = "End-to-end latency", with_reference: bool = False, viewer: bool = False,
-                 interactions: Sequence[Interaction] | None = None) -> Report:
+                 interactions: Sequence[Interaction] | None = None, frames: Sequence[FrameObs] = ()) -> Report:
     its = list(interactions) if interactions is not None else join(records)
     report = Report("e2e", title, provenance)
-    report.latency = latency_rows(its, stages, with_reference=with_reference)
+    report.latency = latency_rows(its, stages, with_reference=with_reference) + frame_rows(frames)
     report.interactions = tally(its, stages, viewer)
     report.notes.append(f"stages run: {', '.join(stages) or 'none'}; an interaction is complete when it shows every "
                         "hop those stages stamp. Each row's n counts the interactions that had both of its hops.")
@@ -524,6 +541,8 @@ def run_from_args(args: Any) -> Report:
     timeout = args.timeout if args.timeout is not None else 3.0 + (settings.world.emulate_mean_ms / 1e3 if settings.world.backend == "emulate" else 0.0)
     results: list[RunResult] = []
     if args.from_log:
+        if args.stages:
+            stages = [s.strip() for s in args.stages.split(",") if s.strip()]
         records, bad = tracing.read(args.from_log)
         results.append(RunResult(records, [], stages, bad, 0, "", []))
     elif spoken and args.manifest:
@@ -549,7 +568,7 @@ def run_from_args(args: Any) -> Report:
         "interactions_requested": args.interactions, "mode": "spoken" if spoken else "typed", "trace_log": str(log_path)})
     title = "End-to-end latency" + (" beside the reference system (world backend: emulate)" if emulate else "")
     report = build_report(records, stages, prov, title=title, with_reference=emulate or args.reference,
-                          viewer=args.viewer, interactions=interactions)
+                          viewer=args.viewer, interactions=interactions, frames=frames)
     for res in results:
         if res.bad_lines:
             report.notes.append(f"{res.bad_lines} unreadable trace-log lines (a process stopped mid-write)")

@@ -54,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--config", metavar="FILE", help="TOML settings file")
             p.add_argument("--trace-log", metavar="FILE", help="keep the run's JSON Lines trace log here (default: a temp file)")
             p.add_argument("--from-log", metavar="FILE", help="no run: join an existing trace log (e.g. SYNESTHESIA_TRACE of a `run`)")
+            p.add_argument("--stages", metavar="A,B", help="with --from-log: the stages that ran (default: this build's pipeline)")
 
 
 def main(args: argparse.Namespace) -> int:
