@@ -110,7 +110,7 @@ def test_json_report_from_a_trace_log_validates_against_the_schema(tmp_path: Pat
     assert doc["provenance"]["git_commit"] and doc["provenance"]["cores"] >= 1
     md = capsys.readouterr().out
     assert "## Beside the reference system" in md
-    assert "| AI interaction lag (intent -> first frame) | 1,274.80 | 42.30 | 38.667 |" in md
+    assert "| AI interaction lag | intent -> first frame | 1,274.80 | 42.30 | 38.667 |" in md
     # A document that breaks the contract is rejected: the schema is a real check.
     doc["latency"][0]["p95"] = "fast"
     with pytest.raises(jsonschema.ValidationError):

@@ -135,7 +135,7 @@ def fold(area: Area, doc: Mapping[str, Any], command: str) -> Report:
         rep = Report(str(doc.get("area", area.name)), str(doc.get("title", area.title)), prov)
         for r in doc.get("latency", []):
             ref = r.get("reference")
-            rep.latency.append(LatencyRow(r["name"], Stats(**{k: r.get(k) for k in Stats.__slots__}),  # type: ignore[arg-type]
+            rep.latency.append(LatencyRow(r["name"], Stats(**{k: r.get(k) for k in Stats.__slots__}),
                                           r.get("unit", "ms"), Reference(**ref) if ref else None, r.get("target", ""), r.get("met")))
         rep.tables = [Table(t["name"], list(t["columns"]), [list(x) for x in t["rows"]]) for t in doc.get("tables", [])]
         if doc.get("interactions"):
@@ -144,7 +144,8 @@ def fold(area: Area, doc: Mapping[str, Any], command: str) -> Report:
         return rep
     own = dict(doc.get("provenance") or {})
     area_command = own.pop("command", None)
-    prov = {**base, **{k: v for k, v in own.items() if k not in base}}
+    versions = base["versions"]
+    prov = {**base, **{k: v for k, v in own.items() if k not in base and versions.get(k) != v}}
     if area_command:
         prov["area_command"] = area_command
     rep = Report(area.name, area.title, prov)

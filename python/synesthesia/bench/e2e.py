@@ -510,7 +510,7 @@ def _clip_seconds(path: Path) -> float:
 
     try:
         with wave.open(str(path)) as w:
-            return w.getnframes() / float(w.getframerate())
+            return float(w.getnframes()) / float(w.getframerate())
     except (wave.Error, OSError, EOFError):
         return 10.0  # not a WAV we can measure: a bound long enough for a short command
 

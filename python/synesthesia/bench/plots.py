@@ -18,10 +18,10 @@ __all__ = ["write"]
 
 def write(directory: str | Path, interactions: Sequence[Interaction], frames: Sequence[FrameObs], stages: Sequence[str]) -> list[Path]:
     try:
-        import matplotlib
+        import matplotlib  # type: ignore[import-not-found, unused-ignore]
 
         matplotlib.use("Agg")  # files only: never open a window from a benchmark
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
     except ImportError as e:
         raise RuntimeError("--plots needs matplotlib (pip install --group bench, or pip install matplotlib)") from e
     import numpy as np

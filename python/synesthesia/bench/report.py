@@ -150,15 +150,15 @@ class Report:
 
     def _reference_md(self) -> list[str]:
         lines = ["## Beside the reference system", "",
-                 "| row | reference mean ms | reference σ ms | ours mean ms | ours σ ms | ours p95 ms | n | reference / ours |",
-                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                 "| reference row | our measurement | reference mean ms | reference σ ms | ours mean ms | ours σ ms | ours p95 ms | n | reference / ours |",
+                 "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in self.latency:
             ref = r.reference
             if ref is None:
                 continue
             m = r.stats.mean
             ratio = f"{ref.mean / m:,.1f}x" if m else ""
-            lines.append(f"| {ref.label} ({r.name}) | {fmt(ref.mean)} | {fmt(ref.std)} | {fmt(m, 3)} | "
+            lines.append(f"| {ref.label} | {r.name} | {fmt(ref.mean)} | {fmt(ref.std)} | {fmt(m, 3)} | "
                          f"{fmt(r.stats.std, 3)} | {fmt(r.stats.p95, 3)} | {r.stats.n} | {ratio} |")
         return [*lines, ""]
 
@@ -203,7 +203,7 @@ def load_schema() -> dict[str, Any]:
 def validate(doc: Mapping[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` unless ``doc`` is a valid report (needs the
     ``jsonschema`` package, a test dependency)."""
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped, unused-ignore]
 
     jsonschema.validate(doc, load_schema())
 
