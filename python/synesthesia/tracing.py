@@ -5,8 +5,9 @@ frame a viewer shows. Each hop is stamped once with a ``CLOCK_MONOTONIC`` time i
 comparable across the processes of one host, so the bench harness can join records written by
 different processes into per-stage latencies.
 
-The log is off unless ``SYNESTHESIA_TRACE=FILE`` is set (or :func:`enable` is called, which sets
-it so stage processes spawned afterwards inherit it). Every process appends whole lines with
+The log is off unless ``SYNESTHESIA_TRACE=FILE`` is set (it is also the ``trace`` setting, so
+``trace = "FILE"`` in a TOML config works too: the supervisor then calls :func:`enable`, which
+sets the variable so stage processes spawned afterwards inherit it). Every process appends whole lines with
 one ``write`` on an ``O_APPEND`` descriptor: the kernel keeps concurrent appends to a regular
 file from interleaving, so no lock or broker is needed and a crashed process loses at most its
 own unfinished line.
@@ -36,6 +37,7 @@ __all__ = [
     "stamp",
     "stamp_message",
     "hop_of",
+    "record_of",
     "read",
     "new_trace_id",
 ]
@@ -213,6 +215,10 @@ def record_of(msg: Message, stage: str = "") -> TraceRecord | None:
 
 
 def stamp_message(msg: Message, stage: str = "") -> None:
+    """Log the hop a bus message stands for (the supervisor calls this for every message it
+    brokers, so any run with the log on records every traced event)."""
+    if not enabled():
+        return
     rec = record_of(msg, stage)
     if rec is not None:
         stamp(rec.hop, rec.trace_id, rec.t_ns, stage=stage, **rec.fields)

@@ -15,6 +15,7 @@ incomplete, naming the hops it lacks, instead of dropping it.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import threading
@@ -376,6 +377,8 @@ def run_pipeline(settings: Any, graph: Sequence[Any] | None, drive: Driver, trac
     trace_log.write_text("")
     previous = os.environ.get(tracing.ENV)
     tracing.enable(trace_log)  # before the stages spawn, so they inherit it
+    # The arbiter switches the log on from its settings: make sure it is this run's log.
+    settings = dataclasses.replace(settings, trace=str(trace_log))
     out = io.StringIO()
     arbiter = Arbiter(settings, graph, out=out, live_view=False)
     errors: list[str] = []
