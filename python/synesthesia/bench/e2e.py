@@ -397,9 +397,13 @@ def run_pipeline(settings: Any, graph: Sequence[Any] | None, drive: Driver, trac
                 return
             tap.start(arbiter.endpoints, {k: r.name for k, r in arbiter.rings.items()})
             progress("e2e: waiting for the first encoded frame")
-            if not tap.first_encoded.wait(max(0.0, deadline - time.monotonic())):
-                errors.append(f"no encoded frame within {startup_timeout_s:g} s of start")
-                return
+            while not tap.first_encoded.wait(0.1):
+                if arbiter.stop_requested.is_set():
+                    errors.append(f"the engine stopped before its first encoded frame ({arbiter.stop_reason})")
+                    return
+                if time.monotonic() > deadline:
+                    errors.append(f"no encoded frame within {startup_timeout_s:g} s of start")
+                    return
             time.sleep(0.3)  # let subscriptions settle: PUB/SUB joins are asynchronous
             drive(arbiter, tap, progress)
         except Exception as e:  # report, then stop the engine: never leave it running

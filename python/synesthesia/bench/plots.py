@@ -79,8 +79,9 @@ def write(directory: str | Path, interactions: Sequence[Interaction], frames: Se
         hop_y = len(rings)
         for it in interactions:
             for h, t in it.hops.items():
-                ax.scatter([(t - t0) / 1e9], [hop_y + HOPS.index(h) * 0.15], s=10, marker="|", c="tab:blue")
-        ax.set_yticks(list(range(len(rings))) + [hop_y], [f"{r} ring" for r in rings] + ["hops"])
+                # Hops of one interaction stack upward in pipeline order within one band.
+                ax.scatter([(t - t0) / 1e9], [hop_y + 0.8 * HOPS.index(h) / len(HOPS)], s=10, marker="|", c="tab:blue")
+        ax.set_yticks(list(range(len(rings))) + [hop_y + 0.4], [f"{r} ring" for r in rings] + ["hops"])
     ax.set_xlabel("seconds since the first stamp (red: a frame carrying a trace id)")
     ax.set_title("Per-frame timeline")
     written.append(out / "timeline.png")
