@@ -156,3 +156,21 @@ def test_an_area_not_yet_merged_says_so() -> None:
     finally:
         del areas.AREAS["not-here-test-area"]
     assert sys.modules.get("synesthesia.not_here") is None
+
+
+def test_a_cli_style_module_plugs_in_with_its_own_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "fake_cli_area.py").write_text(
+        "import json\n"
+        "def add_arguments(p):\n"
+        "    p.add_argument('--json'); p.add_argument('--manifest')\n"
+        "def main(args):\n"
+        "    with open(args.json, 'w') as f:\n"
+        "        json.dump({'provenance': {}, 'rows': [{'clip': args.manifest, 'wer': 0.1}]}, f)\n"
+        "    return 0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    area = areas.register("fake-cli-area", "fake_cli_area:main", "a test area")
+    try:
+        report = areas.run_area(area, type("A", (), {"quick": False})(), ["--manifest", "m.jsonl"], "synesthesia bench x")
+    finally:
+        del areas.AREAS["fake-cli-area"]
+    assert report.tables[0].rows == [["m.jsonl", 0.1]]

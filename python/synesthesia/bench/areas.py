@@ -5,7 +5,8 @@ An area plugs in with one :func:`register` call naming a target, which is one of
   - ``"bench/<script>.py"``: a script in the checkout's ``bench/`` folder (or an absolute
     path), run with this
     interpreter as ``script [--quick] --json FILE [extra args]``;
-  - ``"package.module:function"``: a ``main(argv) -> int`` taking the same arguments;
+  - ``"package.module:function"``: a ``main(argv) -> int`` taking the same arguments, or a
+    `synesthesia.cli`-style module's ``main(args)`` (its ``add_arguments`` parses argv);
   - ``"package.module:function"`` registered with ``native=True``: a ``fn(args) -> Report``
     that builds the shared report itself (``args`` is the parsed command line).
 A target may list alternatives; the first that exists is used, so an area can be registered
@@ -105,6 +106,22 @@ def _load(target: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), fn or "main")  # type: ignore[no-any-return]
 
 
+def _call_argv(target: str, argv: Sequence[str]) -> int:
+    """Call a ``module:function`` area with argv. A `synesthesia.cli`-style module (one with
+    ``add_arguments(parser)`` beside ``main(args)``) gets its own parser run over argv first,
+    so a subcommand module plugs in unchanged."""
+    import argparse
+
+    module = importlib.import_module(target.partition(":")[0])
+    fn = _load(target)
+    adder = getattr(module, "add_arguments", None)
+    if adder is None:
+        return int(fn(list(argv)) or 0)
+    parser = argparse.ArgumentParser(prog=f"synesthesia bench ({target})")
+    adder(parser)
+    return int(fn(parser.parse_args(list(argv))) or 0)
+
+
 def run_area(area: Area, args: Any, extra: Sequence[str], command: str) -> Report:
     """Run ``area`` and return its result in the shared report format."""
     target = resolve(area)
@@ -118,7 +135,7 @@ def run_area(area: Area, args: Any, extra: Sequence[str], command: str) -> Repor
             proc = subprocess.run([sys.executable, str(_script(target)), *argv], stdout=sys.stderr, check=False)
             code = proc.returncode
         else:
-            code = int(_load(target)(argv) or 0)
+            code = _call_argv(target, argv)
         if code != 0:
             raise RuntimeError(f"bench {area.name}: {target} exited with status {code}")
         if not out.exists():

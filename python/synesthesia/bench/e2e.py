@@ -454,13 +454,19 @@ def typed_driver(prompts: Sequence[str], n: int, timeout_s: float, gap_s: float,
     return drive
 
 
-def spoken_driver(duration_s: float, timeout_s: float) -> Driver:
-    """For a run whose capture plays a clip: wait out the clip, then until the hops stop."""
+def spoken_driver(duration_s: float, timeout_s: float, n: int | None = None) -> Driver:
+    """For a run whose capture plays speech: wait until ``n`` utterances have ended (when given)
+    or ``duration_s`` passed, then until the hops stop arriving."""
 
     def drive(arbiter: Any, tap: Tap, progress: Callable[[str], None]) -> None:
         end = time.monotonic() + duration_s
         while time.monotonic() < end and not arbiter.stop_requested.is_set():
-            progress(f"e2e: playing clip, {max(0.0, end - time.monotonic()):.0f} s left, {len(tap.seen)} interactions")
+            with tap.cond:
+                spoken = sum(1 for hops in tap.seen.values() if "speech_end" in hops)
+            if n is not None and spoken >= n:
+                break
+            progress(f"e2e: listening, {spoken}{'' if n is None else f'/{n}'} utterances, "
+                     f"{max(0.0, end - time.monotonic()):.0f} s left")
             time.sleep(min(1.0, max(0.0, end - time.monotonic())))
         tap.quiet_for(timeout_s, timeout_s * 4)
 
@@ -559,7 +565,9 @@ def run_from_args(args: Any) -> Report:
             results.append(run_pipeline(s, default_graph(s), spoken_driver(_clip_seconds(clip), timeout),
                                         log_path.with_name(f"{log_path.stem}-{i}{log_path.suffix}"), progress=progress))
     elif spoken:
-        results.append(run_pipeline(settings, graph, spoken_driver(args.interactions * 4.0, timeout), log_path, progress=progress))
+        # The configured source (the bundled demo speech by default) plays until n utterances ended.
+        results.append(run_pipeline(settings, graph, spoken_driver(args.interactions * 10.0, timeout, args.interactions),
+                                    log_path, progress=progress))
     else:
         prompts = list(args.prompt or DEFAULT_PROMPTS)
         expected = expected_hops(stages, "prompt", args.viewer)

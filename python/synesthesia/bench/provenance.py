@@ -69,6 +69,12 @@ def collect(settings: Mapping[str, Any] | None = None, command: str | None = Non
     except Exception:  # the native module may be missing in a source-only checkout
         simd = "unknown"
     versions = {"synesthesia": __version__, "python": platform.python_version()}
+    try:
+        from synesthesia import _native
+
+        versions["native"] = str(_native.__version__)
+    except (ImportError, AttributeError):
+        pass
     for dist in ("numpy", "pyzmq", "msgpack"):
         v = _version(dist)
         if v:
