@@ -299,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
     if args.json:
-        args.json.write_text(json.dumps({"provenance": report.provenance, "rows": [asdict(r) for r in report.rows]}, indent=1))
+        # Comparisons yield numpy bools and floats: store them as the plain JSON values they are.
+        args.json.write_text(json.dumps({"provenance": report.provenance, "rows": [asdict(r) for r in report.rows]}, indent=1,
+                                        default=lambda o: o.item() if hasattr(o, "item") else str(o)))
     return 0
 
 

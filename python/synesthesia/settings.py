@@ -107,6 +107,7 @@ class Settings:
     record: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     runtime_dir: str | None = None
+    trace: str | None = None  # JSON Lines trace log for every process of the run (synesthesia.tracing)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

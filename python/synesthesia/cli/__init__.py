@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "say": ("synesthesia.cli.control", "send a typed prompt to a running engine", "add_say_arguments"),
     "cleanup": ("synesthesia.cli.cleanup", "remove shared memory and sockets left by crashed runs"),
     "info": ("synesthesia.cli.info", "show the native module, SIMD level and versions"),
+    "bench": ("synesthesia.cli.bench", "benchmarks: kernels, transport, listen, world, stream, e2e (one report format)"),
     "kernels-demo": ("synesthesia.cli.kernels_demo", "encode a generated frame sequence with the Rust kernels and report"),
     "serve": ("synesthesia.cli.serve", "serve the browser viewer (today: over the in-process demo pipeline)"),
 }

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from synesthesia import shm
+from synesthesia import shm, tracing
 from synesthesia.bus import CommandServer, Endpoints, EventProxy, Publisher, Subscriber
 from synesthesia.messages import (
     FrameStats,
@@ -179,6 +179,7 @@ class Arbiter:
 
     def _on_message(self, topic: str, msg: Any) -> None:
         stage = topic.split(".", 1)[0]
+        tracing.stamp_message(msg, stage)  # no-op unless SYNESTHESIA_TRACE is set
         if isinstance(msg, Heartbeat):
             w = self.watchers.get(msg.stage)
             if w is not None and w.pid == msg.pid:
@@ -210,6 +211,8 @@ class Arbiter:
     def run(self) -> int:
         """Run until stopped; returns the process exit code (0 clean, 1 a critical stage failed)."""
         cfg = self.settings
+        if cfg.trace:
+            tracing.enable(cfg.trace)  # before any stage spawns: they inherit it
         for line in cleanup_stale_runs(Path(cfg.runtime_dir) if cfg.runtime_dir else None):
             self.say("supervisor", "warning", f"removed a crashed run's leftover: {line}")
         self.runtime = RuntimeDir.create(Path(cfg.runtime_dir) if cfg.runtime_dir else None)

@@ -1,0 +1,607 @@
+"""End-to-end bench: run the real multiprocess pipeline, drive interactions through it, and
+join the trace records into per-stage latencies (runs in the `synesthesia bench e2e` process,
+which hosts the supervisor in its main thread and a passive tap beside it).
+
+Evidence comes from three places, all stamped with the producer's monotonic clock:
+  - the trace log (``SYNESTHESIA_TRACE``), where stages stamp hops explicitly;
+  - the event bus: every traced message carries its trace id and creation time ``t_ns``;
+  - the frame and jpeg rings: a slot header names the trace ids its frame answers to and when
+    the slot was written and published.
+The tap copies what it sees on the bus and rings into the same log, so the log alone is the
+record of a run. The joiner keeps the earliest stamp of each hop (the *first* frame showing
+an intent is the one that counts) and reports an interaction that lacks any expected hop as
+incomplete, naming the hops it lacks, instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synesthesia import tracing
+from synesthesia.bench.report import Interactions, LatencyRow, Reference, Report
+from synesthesia.bench.stats import summarize
+from synesthesia.tracing import HOPS, TraceRecord
+
+__all__ = [
+    "STAGE_HOPS",
+    "REFERENCE",
+    "Interaction",
+    "Segment",
+    "SEGMENTS",
+    "FrameObs",
+    "join",
+    "expected_hops",
+    "latency_rows",
+    "build_report",
+    "run_pipeline",
+]
+
+#: The hops each stage is responsible for stamping; a run expects the hops of the stages it
+#: runs, so an interaction is complete relative to the pipeline that actually ran.
+STAGE_HOPS: dict[str, tuple[str, ...]] = {
+    "listen": ("speech_start", "speech_end", "transcript_final"),
+    "nlp": ("intent",),
+    "world": ("applied", "first_frame"),
+    "encode": ("encoded",),
+    "serve": ("sent",),
+}
+
+#: The reference system's published table (50 interactions).
+REFERENCE: dict[str, Reference] = {
+    "nlp": Reference("NLP", 1.22),
+    "lag": Reference("AI interaction lag", 1274.8, 42.3),
+    "backend": Reference("backend processing", 3.18),
+    "total": Reference("total pipe", 1279.2),
+}
+REFERENCE_N = 50
+
+
+@dataclass(slots=True)
+class Interaction:
+    trace_id: int
+    hops: dict[str, int] = field(default_factory=dict)  # hop -> earliest t_ns
+    fields: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # hop -> that stamp's extras
+
+    @property
+    def origin(self) -> str:
+        if "speech_end" in self.hops or "speech_start" in self.hops:
+            return "speech"
+        if "prompt" in self.hops:
+            return "prompt"
+        return "unknown"
+
+    def missing(self, expected: Sequence[str]) -> list[str]:
+        return [h for h in expected if h not in self.hops]
+
+    def span_ms(self, start: Sequence[str], end: str) -> float | None:
+        t0 = next((self.hops[h] for h in start if h in self.hops), None)
+        t1 = self.hops.get(end)
+        if t0 is None or t1 is None:
+            return None
+        return (t1 - t0) / 1e6
+
+
+def join(records: Iterable[TraceRecord]) -> list[Interaction]:
+    """Group records by trace id, keeping each hop's earliest stamp; interactions in order of
+    their first stamp. Unknown hop names are ignored (a newer stage may stamp more)."""
+    by_id: dict[int, Interaction] = {}
+    for r in records:
+        if r.hop not in HOPS or not r.trace_id:
+            continue
+        it = by_id.setdefault(r.trace_id, Interaction(r.trace_id))
+        if r.hop not in it.hops or r.t_ns < it.hops[r.hop]:
+            it.hops[r.hop] = r.t_ns
+            it.fields[r.hop] = r.fields
+        elif r.fields and r.t_ns == it.hops[r.hop]:
+            # The same stamp seen twice (stage and tap): keep the richer set of extras.
+            it.fields[r.hop] = {**r.fields, **it.fields.get(r.hop, {})}
+    return sorted(by_id.values(), key=lambda i: min(i.hops.values()))
+
+
+def expected_hops(stages: Iterable[str], origin: str, viewer: bool = False) -> list[str]:
+    """The hops an interaction of ``origin`` ("speech" or "prompt") should show when
+    ``stages`` run; ``displayed`` only when a browser viewer is attached."""
+    names = set(stages)
+    out = ["prompt"] if origin == "prompt" else list(STAGE_HOPS["listen"]) if "listen" in names else ["speech_end"]
+    for stage in ("nlp", "world", "encode", "serve"):
+        if stage in names:
+            out += STAGE_HOPS[stage]
+    if viewer:
+        out.append("displayed")
+    return [h for h in HOPS if h in out]
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One report row: the time from the first present ``start`` hop to ``end``, or a value a
+    stage stamped on a hop (``field``: (hop, key), in ms)."""
+
+    key: str
+    name: str
+    start: tuple[str, ...] = ()
+    end: str = ""
+    field: tuple[str, str] | None = None
+    reference: str | None = None
+    target: tuple[str, float] | None = None  # (statistic, upper bound in ms)
+
+
+_WIRE = "<wire>"  # stands for `sent` when a serve stage runs, else `encoded`
+SEGMENTS: tuple[Segment, ...] = (
+    Segment("recognize", "speech end -> transcript final", ("speech_end",), "transcript_final"),
+    Segment("nlp", "nlp compute (stamped by nlp)", field=("intent", "nlp_ms"), reference="nlp", target=("mean", 0.05)),
+    Segment("to_intent", "transcript final / prompt -> intent", ("transcript_final", "prompt"), "intent"),
+    Segment("accept", "intent -> applied", ("intent",), "applied"),
+    Segment("render", "applied -> first frame", ("applied",), "first_frame"),
+    Segment("lag", "intent -> first frame", ("intent",), "first_frame", reference="lag"),
+    Segment("backend", "backend processing: resize + encode", field=("encoded", "encode_ms"), reference="backend",
+            target=("mean", 0.3)),
+    Segment("to_encoded", "first frame -> encoded", ("first_frame",), "encoded"),
+    Segment("send", "encoded -> sent", ("encoded",), "sent"),
+    Segment("display", "sent -> displayed", ("sent",), "displayed"),
+    Segment("intent_wire", "intent -> on the wire", ("intent",), _WIRE, target=("p95", 60.0)),
+    Segment("speech_wire", "speech end -> on the wire", ("speech_end",), _WIRE, target=("p95", 250.0)),
+    Segment("total", "total pipe: speech end / prompt -> on the wire", ("speech_end", "prompt"), _WIRE, reference="total"),
+    Segment("loop", "loop: speech end / prompt -> displayed", ("speech_end", "prompt"), "displayed"),
+)
+
+
+def latency_rows(interactions: Sequence[Interaction], stages: Iterable[str], *, with_reference: bool = False,
+                 keep_empty: bool = False) -> list[LatencyRow]:
+    """A row per segment over every interaction that has the segment's hops (incomplete
+    interactions still count for the parts they have; each row's n says how many)."""
+    wire = "sent" if "serve" in set(stages) else "encoded"
+    rows = []
+    for seg in SEGMENTS:
+        values: list[float] = []
+        for it in interactions:
+            if seg.field is not None:
+                v = it.fields.get(seg.field[0], {}).get(seg.field[1])
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    values.append(float(v))
+            else:
+                end = wire if seg.end == _WIRE else seg.end
+                span = it.span_ms(seg.start, end)
+                if span is not None:
+                    values.append(span)
+        stats = summarize(values)
+        if stats.n == 0 and not keep_empty and not (with_reference and seg.reference):
+            continue
+        name = seg.name.replace("on the wire", "on the wire" if wire == "sent" else "encoded (no serve stage)")
+        row = LatencyRow(name, stats, reference=REFERENCE[seg.reference] if with_reference and seg.reference else None)
+        if seg.target is not None:
+            stat, bound = seg.target
+            row.target = f"{stat} <= {bound:g} ms"
+            got = getattr(stats, stat)
+            row.met = None if got is None else got <= bound
+        rows.append(row)
+    return rows
+
+
+def tally(interactions: Sequence[Interaction], stages: Iterable[str], viewer: bool = False) -> Interactions:
+    names = list(stages)
+    out = Interactions(total=len(interactions))
+    kinds = {it.origin for it in interactions} or {"prompt"}
+    out.expected_hops = sorted({h for k in kinds for h in expected_hops(names, k, viewer)}, key=HOPS.index)
+    for it in interactions:
+        if it.origin == "unknown":
+            # Seen downstream but never at an origin: say so rather than guess which it was.
+            missing = ["prompt or speech_end", *(h for h in expected_hops(names, "prompt", viewer)[1:] if h not in it.hops)]
+        else:
+            missing = it.missing(expected_hops(names, it.origin, viewer))
+        if missing:
+            out.incomplete.append({"trace_id": it.trace_id, "origin": it.origin, "missing": missing,
+                                   "present": [h for h in HOPS if h in it.hops]})
+        else:
+            out.complete += 1
+    return out
+
+
+def frame_rows(frames: Sequence[FrameObs]) -> list[LatencyRow]:
+    """Per-frame rows over every record the tap saw, traced or not: the cadence of each ring and
+    the encode time of every frame (the jpeg slot's open -> publish)."""
+    rows = []
+    for ring in ("frames", "jpeg"):
+        ts = sorted(f.t_publish_ns for f in frames if f.ring == ring)
+        if len(ts) > 1:
+            rows.append(LatencyRow(f"frame interval, {ring} ring (every frame)",
+                                   summarize((b - a) / 1e6 for a, b in zip(ts, ts[1:]))))
+    enc = [(f.t_publish_ns - f.t_write_ns) / 1e6 for f in frames if f.ring == "jpeg" and f.t_write_ns]
+    if enc:
+        row = LatencyRow("resize + encode (every frame)", summarize(enc), target="mean <= 0.3 ms")
+        row.met = row.stats.mean is not None and row.stats.mean <= 0.3
+        rows.append(row)
+    return rows
+
+
+def build_report(records: Iterable[TraceRecord], stages: Sequence[str], provenance: dict[str, Any], *,
+                 title: str = "End-to-end latency", with_reference: bool = False, viewer: bool = False,
+                 interactions: Sequence[Interaction] | None = None, frames: Sequence[FrameObs] = ()) -> Report:
+    its = list(interactions) if interactions is not None else join(records)
+    report = Report("e2e", title, provenance)
+    report.latency = latency_rows(its, stages, with_reference=with_reference) + frame_rows(frames)
+    report.interactions = tally(its, stages, viewer)
+    report.notes.append(f"stages run: {', '.join(stages) or 'none'}; an interaction is complete when it shows every "
+                        "hop those stages stamp. Each row's n counts the interactions that had both of its hops.")
+    if with_reference:
+        report.notes.append(f"Reference: the reference system's published table ({REFERENCE_N} interactions). "
+                            "'reference / ours' above 1 means we are faster.")
+    return report
+
+
+# -- the live run ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FrameObs:
+    """One record the tap saw on a ring (for frame-interval plots and the timeline)."""
+
+    ring: str
+    seq: int
+    frame: int
+    t_write_ns: int
+    t_publish_ns: int
+    trace_ids: tuple[int, ...]
+    size: int
+
+
+class Tap:
+    """Watches the bus and the rings of a running arbiter and writes what it sees as trace
+    records. Readers of a ring never slow its writer, so the tap cannot perturb the loop."""
+
+    def __init__(self, log: tracing.TraceLog) -> None:
+        self.log = log
+        self.frames: list[FrameObs] = []
+        self.seen: dict[int, set[str]] = {}
+        self.first_encoded = threading.Event()
+        self.stop = threading.Event()
+        self.cond = threading.Condition()
+        self.threads: list[threading.Thread] = []
+        self.errors: list[str] = []
+
+    def _note(self, rec: TraceRecord) -> None:
+        with self.cond:
+            hops = self.seen.setdefault(rec.trace_id, set())
+            if rec.hop in hops and rec.hop in ("first_frame", "encoded"):
+                return
+            hops.add(rec.hop)
+            self.log.write(rec)
+            self.cond.notify_all()
+
+    def start(self, endpoints: Any, rings: Mapping[str, str]) -> None:
+        self.threads = [threading.Thread(target=self._bus, args=(endpoints,), name="tap-bus", daemon=True)]
+        for ring, hop in (("frames", "first_frame"), ("jpeg", "encoded")):
+            if ring in rings:
+                self.threads.append(threading.Thread(target=self._ring, args=(ring, rings[ring], hop),
+                                                     name=f"tap-{ring}", daemon=True))
+        for t in self.threads:
+            t.start()
+
+    def join(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(5.0)
+
+    def _bus(self, endpoints: Any) -> None:
+        from synesthesia.bus import Subscriber
+
+        with Subscriber([""], endpoints) as sub:
+            while not self.stop.is_set():
+                got = sub.recv(timeout=0.05)
+                if got is None:
+                    continue
+                topic, msg = got
+                rec = tracing.record_of(msg, topic.split(".", 1)[0])
+                if rec is not None:
+                    self._note(rec)
+
+    def _ring(self, ring: str, name: str, hop: str) -> None:
+        from synesthesia import shm
+
+        try:
+            handle: shm.FrameRing | shm.ByteRing = (shm.FrameRing if ring == "frames" else shm.ByteRing).attach(name)
+        except Exception as e:  # a ring the graph does not have, or a layout we do not know
+            self.errors.append(f"tap could not attach ring {ring}: {e}")
+            return
+        try:
+            while not self.stop.is_set():
+                rec = handle.read(timeout=0.05)
+                if rec is None:
+                    continue
+                m = rec.meta
+                seq = rec.seq
+                del rec  # the ring refuses to close while a record still points into it
+                self.frames.append(FrameObs(ring, seq, m.frame, m.t_write_ns, m.t_publish_ns, m.trace_ids, m.size))
+                if ring == "jpeg":
+                    self.first_encoded.set()
+                for tid in m.trace_ids:
+                    extra: dict[str, Any] = {"frame": m.frame}
+                    if ring == "jpeg":
+                        # The encode stage opens the slot, encodes straight into it and publishes:
+                        # open -> publish is exactly resize + encode.
+                        extra.update(encode_ms=(m.t_publish_ns - m.t_write_ns) / 1e6, bytes=m.size)
+                    self._note(TraceRecord(tid, hop, m.t_publish_ns, "tap", 0, extra))
+        finally:
+            handle.close()
+
+    def wait_for(self, trace_id: int, hops: Sequence[str], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not set(hops) <= self.seen.get(trace_id, set()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+        return True
+
+    def quiet_for(self, seconds: float, limit: float) -> None:
+        """Wait until no new hop has arrived for ``seconds`` (at most ``limit`` seconds)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            with self.cond:
+                before = sum(len(v) for v in self.seen.values())
+                self.cond.wait(seconds)
+                if sum(len(v) for v in self.seen.values()) == before:
+                    return
+
+
+@dataclass(slots=True)
+class RunResult:
+    records: list[TraceRecord]
+    frames: list[FrameObs]
+    stages: list[str]
+    bad_lines: int
+    exit_code: int
+    log_tail: str
+    errors: list[str]
+
+
+Driver = Callable[["Any", Tap, Callable[[str], None]], None]
+
+
+def run_pipeline(settings: Any, graph: Sequence[Any] | None, drive: Driver, trace_log: Path, *,
+                 progress: Callable[[str], None] = lambda s: None, startup_timeout_s: float = 60.0) -> RunResult:
+    """Start the engine (supervisor in this thread: it owns signal handling), wait until the
+    jpeg ring carries frames, call ``drive(arbiter, tap, progress)`` in a helper thread, stop
+    the engine, and return every trace record of the run."""
+    from synesthesia.supervisor.arbiter import Arbiter
+
+    trace_log.parent.mkdir(parents=True, exist_ok=True)
+    trace_log.write_text("")
+    previous = os.environ.get(tracing.ENV)
+    tracing.enable(trace_log)  # before the stages spawn, so they inherit it
+    # The arbiter switches the log on from its settings: make sure it is this run's log.
+    settings = dataclasses.replace(settings, trace=str(trace_log))
+    out = io.StringIO()
+    arbiter = Arbiter(settings, graph, out=out, live_view=False)
+    errors: list[str] = []
+    log = tracing.TraceLog(trace_log)
+    tap = Tap(log)
+
+    def driver() -> None:
+        try:
+            deadline = time.monotonic() + startup_timeout_s
+            while time.monotonic() < deadline and not arbiter.stop_requested.is_set():
+                if arbiter.endpoints is not None and arbiter.graph and len(arbiter.watchers) == len(arbiter.graph):
+                    break
+                time.sleep(0.02)
+            if arbiter.endpoints is None:
+                errors.append("the engine did not start")
+                return
+            tap.start(arbiter.endpoints, {k: r.name for k, r in arbiter.rings.items()})
+            progress("e2e: waiting for the first encoded frame")
+            while not tap.first_encoded.wait(0.1):
+                if arbiter.stop_requested.is_set():
+                    errors.append(f"the engine stopped before its first encoded frame ({arbiter.stop_reason})")
+                    return
+                if time.monotonic() > deadline:
+                    errors.append(f"no encoded frame within {startup_timeout_s:g} s of start")
+                    return
+            time.sleep(0.3)  # let subscriptions settle: PUB/SUB joins are asynchronous
+            drive(arbiter, tap, progress)
+        except Exception as e:  # report, then stop the engine: never leave it running
+            errors.append(f"driver failed: {type(e).__name__}: {e}")
+        finally:
+            arbiter.request_stop("bench finished")
+
+    thread = threading.Thread(target=driver, name="bench-driver", daemon=True)
+    thread.start()
+    try:
+        code = arbiter.run()
+    finally:
+        arbiter.request_stop("bench finished")
+        thread.join(10.0)
+        tap.join()
+        log.close()
+        if previous is None:
+            tracing.disable()
+        else:
+            os.environ[tracing.ENV] = previous
+    records, bad = tracing.read(trace_log)
+    return RunResult(records, sorted(tap.frames, key=lambda f: f.t_publish_ns), [s.name for s in arbiter.graph], bad,
+                     code, out.getvalue()[-4000:], errors + tap.errors)
+
+
+def typed_driver(prompts: Sequence[str], n: int, timeout_s: float, gap_s: float, expected: Sequence[str]) -> Driver:
+    """Send ``n`` typed prompts through the supervisor's `say` command, one at a time: the next
+    goes out when the previous one showed every expected hop or ``timeout_s`` passed."""
+
+    def drive(arbiter: Any, tap: Tap, progress: Callable[[str], None]) -> None:
+        from synesthesia.bus import CommandClient
+
+        done = 0
+        with CommandClient(arbiter.endpoints.command("supervisor")) as client:
+            for i in range(n):
+                if arbiter.stop_requested.is_set():
+                    break
+                reply = client.call("say", {"text": prompts[i % len(prompts)]}, timeout=5.0)
+                if reply is None or not reply.ok:
+                    raise RuntimeError(f"say failed: {None if reply is None else reply.error}")
+                tid = int(reply.result["trace_id"])
+                if tap.wait_for(tid, expected, timeout_s):
+                    done += 1
+                progress(f"e2e: {i + 1}/{n} interactions, {done} complete")
+                time.sleep(gap_s)
+        tap.quiet_for(0.3, 2.0)
+
+    return drive
+
+
+def spoken_driver(duration_s: float, timeout_s: float, n: int | None = None) -> Driver:
+    """For a run whose capture plays speech: wait until ``n`` utterances have ended (when given)
+    or ``duration_s`` passed, then until the hops stop arriving."""
+
+    def drive(arbiter: Any, tap: Tap, progress: Callable[[str], None]) -> None:
+        end = time.monotonic() + duration_s
+        while time.monotonic() < end and not arbiter.stop_requested.is_set():
+            with tap.cond:
+                spoken = sum(1 for hops in tap.seen.values() if "speech_end" in hops)
+            if n is not None and spoken >= n:
+                break
+            progress(f"e2e: listening, {spoken}{'' if n is None else f'/{n}'} utterances, "
+                     f"{max(0.0, end - time.monotonic()):.0f} s left")
+            time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+        tap.quiet_for(timeout_s, timeout_s * 4)
+
+    return drive
+
+
+# -- the `synesthesia bench e2e` entry (registered in synesthesia.bench.areas) ----------------
+
+#: Typed commands used when no manifest is given and no listen stage runs.
+DEFAULT_PROMPTS: tuple[str, ...] = (
+    "a storm over the mountains",
+    "calm ocean at sunrise",
+    "a forest in heavy rain",
+    "desert dunes under a red sky",
+    "snow falling on a quiet city",
+    "lightning over a dark sea",
+    "a meadow full of fireflies",
+    "volcano glowing at night",
+)
+
+
+def _manifest(path: Path) -> list[Path]:
+    """Clip paths from a manifest: JSON (a list, or an object with ``clips``/``items``) or JSON
+    Lines of objects with ``audio``/``path``/``file``, or plain lines of paths; relative paths
+    are taken from the manifest's folder."""
+    import json
+
+    text = path.read_text()
+    entries: list[Any]
+    try:
+        doc = json.loads(text)
+        entries = doc if isinstance(doc, list) else list(doc.get("clips") or doc.get("items") or [])
+    except json.JSONDecodeError:
+        entries = []
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                entries.append(line)
+    clips = []
+    for e in entries:
+        p = e if isinstance(e, str) else next((e[k] for k in ("audio", "path", "file", "wav") if k in e), None)
+        if p is None:
+            raise ValueError(f"{path}: entry {e!r} names no audio file (audio, path, file or wav)")
+        clips.append(p if Path(p).is_absolute() else path.parent / p)
+    return [Path(c) for c in clips]
+
+
+def _clip_seconds(path: Path) -> float:
+    import wave
+
+    try:
+        with wave.open(str(path)) as w:
+            return float(w.getnframes()) / float(w.getframerate())
+    except (wave.Error, OSError, EOFError):
+        return 10.0  # not a WAV we can measure: a bound long enough for a short command
+
+
+def run_from_args(args: Any) -> Report:
+    import sys
+    import tempfile
+
+    from synesthesia.bench import provenance
+    from synesthesia.settings import load_settings
+    from synesthesia.supervisor.arbiter import default_graph
+
+    def progress(text: str) -> None:
+        print(f"\r\x1b[K{text}" if sys.stderr.isatty() else text, file=sys.stderr, end="" if sys.stderr.isatty() else "\n",
+              flush=True)
+
+    overrides: dict[str, Any] = {"headless": True, "log_level": "warning"}
+    if args.backend:
+        overrides["world"] = {"backend": args.backend}
+    settings = load_settings(getattr(args, "config", None), overrides=overrides)
+    graph = default_graph(settings)
+    stages = [s.name for s in graph]
+    spoken = bool(args.manifest) or ("listen" in stages and not args.prompt)
+    if spoken and "listen" not in stages:
+        raise RuntimeError("bench e2e --manifest needs the listen stage, which this build's pipeline does not run yet; "
+                           "use typed prompts (the default) until the hearing stages are merged")
+    log_path = Path(args.trace_log) if args.trace_log else Path(tempfile.mkdtemp(prefix="synesthesia-e2e-")) / "trace.jsonl"
+    timeout = args.timeout if args.timeout is not None else 3.0 + (settings.world.emulate_mean_ms / 1e3 if settings.world.backend == "emulate" else 0.0)
+    results: list[RunResult] = []
+    if args.from_log:
+        if args.stages:
+            stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+        records, bad = tracing.read(args.from_log)
+        results.append(RunResult(records, [], stages, bad, 0, "", []))
+    elif spoken and args.manifest:
+        for i, clip in enumerate(_manifest(Path(args.manifest))):
+            progress(f"e2e: clip {i + 1}: {clip.name}")
+            s = load_settings(getattr(args, "config", None), overrides={**overrides, "capture": {"source": str(clip), "loop": False}})
+            results.append(run_pipeline(s, default_graph(s), spoken_driver(_clip_seconds(clip), timeout),
+                                        log_path.with_name(f"{log_path.stem}-{i}{log_path.suffix}"), progress=progress))
+    elif spoken:
+        # The configured source (the bundled demo speech by default) plays until n utterances ended.
+        results.append(run_pipeline(settings, graph, spoken_driver(args.interactions * 10.0, timeout, args.interactions),
+                                    log_path, progress=progress))
+    else:
+        prompts = list(args.prompt or DEFAULT_PROMPTS)
+        expected = expected_hops(stages, "prompt", args.viewer)
+        results.append(run_pipeline(settings, graph, typed_driver(prompts, args.interactions, timeout, args.gap, expected),
+                                    log_path, progress=progress))
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    records = [r for res in results for r in res.records]
+    frames = [f for res in results for f in res.frames]
+    interactions = join(records)
+    emulate = settings.world.backend == "emulate"
+    prov = provenance.collect(settings.to_dict(), extra={
+        "interactions_requested": args.interactions, "mode": "spoken" if spoken else "typed", "trace_log": str(log_path)})
+    title = "End-to-end latency" + (" beside the reference system (world backend: emulate)" if emulate else "")
+    report = build_report(records, stages, prov, title=title, with_reference=emulate or args.reference,
+                          viewer=args.viewer, interactions=interactions, frames=frames)
+    for res in results:
+        if res.bad_lines:
+            report.notes.append(f"{res.bad_lines} unreadable trace-log lines (a process stopped mid-write)")
+        report.notes += res.errors
+        if res.exit_code:
+            report.notes.append(f"the engine exited with status {res.exit_code}; its last log lines: {res.log_tail[-800:]!r}")
+    missing_stages = [s for s in ("listen", "nlp", "serve") if s not in stages]
+    if missing_stages:
+        report.notes.append(f"not in this build's pipeline yet: {', '.join(missing_stages)}; their hops are not expected, "
+                            "and rows that need them stay empty")
+    if args.trace:
+        from synesthesia.bench import perfetto
+
+        perfetto.write(args.trace, interactions, frames, {"provenance": prov})
+        report.notes.append(f"Perfetto trace: {args.trace} (open in ui.perfetto.dev)")
+    if args.plots:
+        from synesthesia.bench import plots
+
+        for p in plots.write(args.plots, interactions, frames, stages):
+            report.notes.append(f"plot: {p}")
+    return report
