@@ -104,7 +104,8 @@ class Cdp:
         return result["result"].get("value")
 
     def wait(self, expression: str, timeout: float = 15.0, what: str = "") -> Any:
-        end = time.monotonic() + timeout
+        # Timeouts are generous multiples of what a quiet machine needs: CI shares 2 cores.
+        end = time.monotonic() + 3 * timeout
         while time.monotonic() < end:
             value = self.js(expression)
             if value:
