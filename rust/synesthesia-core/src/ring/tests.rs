@@ -310,3 +310,34 @@ fn anticipation_catches_a_periodic_writer_without_spinning_forever() {
     // Idle now: a wait must block and time out rather than spin or return early.
     assert!(!r.wait(c.next, Some(Duration::from_millis(10)), WaitPolicy::default()));
 }
+
+#[test]
+#[ignore = "diagnostic: prints wake-up latencies; run with --ignored --nocapture"]
+fn diag_latency_of_announced_writes() {
+    let cap = 704 * 1280 * 3;
+    let (mem, r) = ring(4, cap);
+    let mem = Arc::new(mem);
+    let m2 = mem.clone();
+    let src = vec![7u8; cap];
+    let writer = thread::spawn(move || {
+        let w = unsafe { Ring::attach(m2.ptr, m2.len(), None, None, None) }.unwrap();
+        thread::sleep(Duration::from_millis(100));
+        for i in 0..40u64 {
+            thread::sleep(Duration::from_millis(40));
+            let g = w.begin_write();
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), m2.ptr.add(g.offset), cap) };
+            w.publish(g, cap, &meta(i)).unwrap();
+        }
+    });
+    let mut c = Cursor::default();
+    let mut lat = vec![];
+    while lat.len() < 40 {
+        if let Some(rec) = r.next_record(&mut c) {
+            lat.push((monotonic_ns() - rec.meta.t_publish_ns) / 1000);
+        } else {
+            r.wait(c.next, Some(Duration::from_secs(5)), WaitPolicy::default());
+        }
+    }
+    writer.join().unwrap();
+    println!("latencies us: {lat:?}; fill {} us", r.a64(OFF_FILL).load(Ordering::Relaxed) / 1000);
+}
