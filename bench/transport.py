@@ -239,6 +239,7 @@ class Lane:
     wall_s: float = 0.0
     got: int = 0
     missed: int = 0
+    send_s: float = 0.0
 
 
 def make_lane(transport: str, payload: str, tag: str, rundir: Path) -> Lane:
@@ -333,7 +334,7 @@ def run_batch(lane: Lane, data: np.ndarray, n: int, rate: float | None) -> None:
     lane.ctl.send("go")
     time.sleep(0.05)
     period = None if rate is None else 1.0 / rate
-    t_next = time.perf_counter()
+    t_next = t_start = time.perf_counter()
     for _ in range(n):
         if period is not None:
             t_next += period
@@ -343,6 +344,7 @@ def run_batch(lane: Lane, data: np.ndarray, n: int, rate: float | None) -> None:
             if delay > 0:
                 time.sleep(delay)
         lane.send(_now(), data)
+    lane.send_s = time.perf_counter() - t_start
     if period is not None:
         time.sleep(period)
     lane.stop()
@@ -490,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=200, help="unpaced sends per transport for throughput")
     parser.add_argument("--quick", action="store_true", help="2 rounds of 10: a smoke run, not a measurement")
     parser.add_argument("--only", action="append", choices=list(PAYLOADS), help="payloads to run")
+    parser.add_argument("--transports", help="comma-separated subset of the transports to run")
     parser.add_argument("--out", type=Path, help="write the Markdown report here as well as to stdout")
     args = parser.parse_args(argv)
     if args.quick:
@@ -502,10 +505,12 @@ def main(argv: list[str] | None = None) -> int:
         transports.append("iceoryx2")
     except ImportError:
         notes.append("iceoryx2 is not installed (`pip install iceoryx2`), so it is not in this run.")
+    if args.transports:
+        transports = [t for t in transports if t in args.transports.split(",")]
     prov = provenance(args, transports)
     rundir = bus.runtime_dir(Path(os.environ.get("TMPDIR", "/tmp")) / f"syn-bench-{os.getpid()}")
     rows: list[Row] = []
-    thr: list[tuple[str, str, float, float, int, int]] = []
+    thr: list[tuple[str, str, float, float, float, int, int]] = []
     for payload in args.only or list(PAYLOADS):
         size, rate = PAYLOADS[payload]
         print(f"bench: {payload} ...", file=sys.stderr, flush=True)
@@ -533,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
             burst = args.burst if payload.startswith("frame") else args.burst * 10
             run_batch(lane, data, burst, None)
             per_s = lane.got / lane.wall_s if lane.wall_s else float("nan")
-            thr.append((payload, lane.transport, per_s, per_s * size / 1e6, lane.got, lane.missed))
+            thr.append((payload, lane.transport, burst / lane.send_s, per_s, per_s * size / 1e6, lane.got, lane.missed))
         for lane in lanes:
             lane.close()
     print("bench: memcpy, control round trip, idle CPU ...", file=sys.stderr, flush=True)
@@ -544,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         rundir.rmdir()
     except OSError:
         pass
+    prov["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     text = markdown(prov, rows, thr, copy_us, copy_gbs, ctl, idle, notes)
     print(text)
     if args.out:
@@ -559,7 +565,7 @@ def _get(rows: list[Row], payload: str, transport: str, mode: str = "") -> Row |
 def markdown(
     prov: dict[str, object],
     rows: list[Row],
-    thr: list[tuple[str, str, float, float, int, int]],
+    thr: list[tuple[str, str, float, float, float, int, int]],
     copy_us: float,
     copy_gbs: float,
     ctl: tuple[float, float, float],
@@ -593,13 +599,17 @@ def markdown(
         "",
         "## Throughput (unpaced)",
         "",
-        "Rings never block the writer: an overrun reader skips records and counts them (`missed`).",
+        "The sender pushes as fast as it can; `sent/s` is its rate, `delivered/s` the receiver's over the span",
+        "from its first to its last record. Rings never block the writer: an overrun reader skips records and",
+        "counts them (`missed`). The others block the sender (Queue, Pipe, zmq at its high-water mark) or, for",
+        "iceoryx2 with its default subscriber buffer, drop samples without telling the receiver (`delivered`",
+        "below the burst size with nothing counted).",
         "",
-        "| payload | transport | delivered/s | MB/s | delivered | missed |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| payload | transport | sent/s | delivered/s | MB/s delivered | delivered | missed |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for payload, tr, per_s, mbs, got, missed in thr:
-        lines.append(f"| {payload} | {tr} | {per_s:,.0f} | {mbs:,.0f} | {got} | {missed} |")
+    for payload, tr, sent_s, per_s, mbs, got, missed in thr:
+        lines.append(f"| {payload} | {tr} | {sent_s:,.0f} | {per_s:,.0f} | {mbs:,.0f} | {got} | {missed} |")
     lines += [
         "",
         "## Limits and control plane",

@@ -323,7 +323,12 @@ impl Ring {
 
     /// Start writing the next record: marks its slot torn, so readers still holding the record
     /// it replaces see `valid() == false` from here on. Only the writer may call this.
-    pub fn begin_write(&self) -> Grant {
+    ///
+    /// With `announce`, blocked readers are woken now rather than at publish, so their wake-up
+    /// (tens of microseconds on a VM, paid partly by the writer's syscall) overlaps the fill and
+    /// they catch the publish spinning. Worth it when filling takes longer than a wake-up (a
+    /// frame, an encode); for a small copy it only adds a syscall.
+    pub fn begin_write(&self, announce: bool) -> Grant {
         let seq = self.a64(OFF_HEAD).load(Ordering::Relaxed);
         let slot = self.slot_base(seq);
         self.slot64(slot, S_BEGIN).store(seq + 1, Ordering::Relaxed);
@@ -332,13 +337,13 @@ impl Ring {
         fence(Ordering::Release);
         let t_write_ns = monotonic_ns();
         self.slot64(slot, S_T_WRITE).store(t_write_ns, Ordering::Relaxed);
-        // Wake blocked readers now rather than at publish: their wake-up (tens of microseconds
-        // on a VM) then overlaps the fill, and they catch the publish spinning. Only a hint; the
-        // publish wake below is what correctness rests on.
-        self.a64(OFF_WRITING).store(seq + 1, Ordering::SeqCst);
-        self.a32(OFF_NOTIFY).fetch_add(1, Ordering::SeqCst);
-        if self.a32(OFF_WAITERS).load(Ordering::SeqCst) > 0 {
-            futex::wake_all(self.a32(OFF_NOTIFY));
+        // Only a hint: the publish wake is what correctness rests on.
+        if announce {
+            self.a64(OFF_WRITING).store(seq + 1, Ordering::SeqCst);
+            self.a32(OFF_NOTIFY).fetch_add(1, Ordering::SeqCst);
+            if self.a32(OFF_WAITERS).load(Ordering::SeqCst) > 0 {
+                futex::wake_all(self.a32(OFF_NOTIFY));
+            }
         }
         Grant { seq, offset: self.payload_offset(seq), t_write_ns }
     }
@@ -392,7 +397,7 @@ impl Ring {
         if data.len() > self.geometry.capacity {
             return Err(invalid("size", format!("record is {} bytes, slot size is {}", data.len(), self.geometry.capacity)));
         }
-        let grant = self.begin_write();
+        let grant = self.begin_write(false);
         // SAFETY: the payload area of the granted slot holds `capacity >= data.len()` bytes and
         // only the writer stores into it.
         unsafe { self.raw(grant.offset).copy_from_nonoverlapping(data.as_ptr(), data.len()) };
