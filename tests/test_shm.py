@@ -91,6 +91,8 @@ def test_an_exception_inside_write_publishes_nothing(prefix: str) -> None:
         assert w.head == 0 and r.read(timeout=0) is None
         with w.write() as slot:
             slot.array[:] = 2
+        with pytest.raises(RingError, match="already published"):
+            slot.array[:] = 3
         rec = r.read(timeout=0)
         assert rec is not None and rec.seq == 0 and rec.array[0] == 2
         del rec

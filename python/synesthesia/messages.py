@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, Union
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 
 from synesthesia.errors import MessageError
 

@@ -45,7 +45,7 @@ from synesthesia import _native
 from synesthesia.errors import RingArgumentError, RingError, RingLayoutError
 
 try:  # CPython's own binding of shm_unlink(3); private but present on every POSIX build
-    import _posixshmem
+    import _posixshmem  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - Windows has no named POSIX segments
     _posixshmem = None
 
@@ -301,6 +301,12 @@ class _Ring:
             shm.close()
             raise
 
+    def _buf(self) -> memoryview:
+        buf = None if self._shm is None else self._shm.buf
+        if buf is None:
+            raise RingError(f"ring {self.name!r} is closed")
+        return buf
+
     def _native_ring(self) -> _native.Ring:
         if self._native is None:
             raise RingError(f"ring {self.name!r} is closed")
@@ -456,15 +462,13 @@ class FrameRing(_Ring):
     def _views(self, writable: bool) -> list[npt.NDArray[Any]]:
         views = self._write_views if writable else self._read_views
         if views is None:
-            shm = self._shm
-            if shm is None:
-                raise RingError(f"ring {self.name!r} is closed")
+            buf = self._buf()
             views = []
             count = int(np.prod(self.shape))
             for off in self._offsets:
                 # frombuffer (unlike ndarray(buffer=...)) keeps a buffer export alive for as long
                 # as the view lives, so the mapping cannot be unmapped under it.
-                v: npt.NDArray[Any] = np.frombuffer(shm.buf, self.dtype, count, off).reshape(self.shape)
+                v: npt.NDArray[Any] = np.frombuffer(buf, self.dtype, count, off).reshape(self.shape)
                 v.flags.writeable = writable
                 views.append(v)
             if writable:
@@ -534,9 +538,8 @@ class ByteRing(_Ring):
             raise RingArgumentError(f"size: record is {size} bytes, slot size is {self.capacity}", "size")
         seq, _ = self._native_ring().begin_write()
         if self._write_views is None:
-            shm = self._shm
-            assert shm is not None
-            self._write_views = [np.frombuffer(shm.buf, np.uint8, self.capacity, o) for o in self._offsets]
+            buf = self._buf()
+            self._write_views = [np.frombuffer(buf, np.uint8, self.capacity, o) for o in self._offsets]
         return _Writing(self, WriteSlot(seq, self._write_views[seq % self.slots], self.capacity if size is None else size))
 
     def put(self, data: Any, meta: SlotMeta | None = None) -> int:
@@ -549,10 +552,8 @@ class ByteRing(_Ring):
     def _record(self, raw: _Raw | None) -> ByteRecord | None:
         if raw is None:
             return None
-        shm = self._shm
-        assert shm is not None
         off = raw[1]
-        return ByteRecord(self._native_ring(), raw, shm.buf[off : off + raw[3]].toreadonly())
+        return ByteRecord(self._native_ring(), raw, self._buf()[off : off + raw[3]].toreadonly())
 
     def read(self, timeout: float | None = None) -> ByteRecord | None:
         """The next unread record, waiting up to ``timeout`` seconds; ``None`` if none came."""

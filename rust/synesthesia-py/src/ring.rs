@@ -230,11 +230,12 @@ impl PyRing {
     }
 
     /// Take the writer role (replacing a holder that has exited) and open the next record;
-    /// returns (seq, payload offset).
-    fn begin_write(&self, py: Python<'_>) -> PyResult<(u64, usize)> {
+    /// returns (seq, payload offset). `announce` wakes blocked readers now (see the core).
+    #[pyo3(signature = (announce=true))]
+    fn begin_write(&self, py: Python<'_>, announce: bool) -> PyResult<(u64, usize)> {
         let m = self.get(py)?;
         m.ring.claim_writer_here().map_err(|e| ring_to_py(py, e))?;
-        let g = m.ring.begin_write();
+        let g = m.ring.begin_write(announce);
         *lock(&self.grant) = Some(g);
         Ok((g.seq, g.offset))
     }

@@ -4,8 +4,10 @@
 //! ```text
 //! 0    magic "SYNRING\0", version u32, kind u32, slots u32, slot header size u32,
 //!      capacity u64, stride u64, data offset u64, total size u64, ready u32, descriptor len u32
-//! 64   descriptor: 256 opaque bytes the facade uses (dtype and shape of a frame ring)
-//! 320  head u64 (records published), period_ns u64 (EWMA of publish intervals), last publish ns
+//! 64   descriptor: 192 opaque bytes the facade uses (dtype and shape of a frame ring)
+//! 256  publish times of the last 8 records (writer's history for the period estimate)
+//! 320  head u64 (records published), period_ns u64 (mean of the last 8 intervals), last publish ns,
+//!      fill_ns u64 (typical begin-to-publish time), writing u64 (record being written + 1, or 0)
 //! 384  writer pid u32
 //! 448  notify u32 (the futex word), waiters u32
 //! 512  slot 0: 128-byte header, then `capacity` payload bytes padded to 64; slot 1; ...
@@ -28,10 +30,14 @@ pub const OFF_TOTAL: usize = 48;
 pub const OFF_READY: usize = 56;
 pub const OFF_DESC_LEN: usize = 60;
 pub const OFF_DESC: usize = 64;
-pub const DESC_MAX: usize = 256;
+pub const DESC_MAX: usize = 192;
+pub const OFF_HISTORY: usize = 256;
+pub const HISTORY: u64 = 8;
 pub const OFF_HEAD: usize = 320;
 pub const OFF_PERIOD: usize = 328;
 pub const OFF_LAST_PUBLISH: usize = 336;
+pub const OFF_FILL: usize = 344;
+pub const OFF_WRITING: usize = 352;
 pub const OFF_WRITER: usize = 384;
 pub const OFF_NOTIFY: usize = 448;
 pub const OFF_WAITERS: usize = 452;

@@ -275,7 +275,8 @@ impl Ring {
         self.a64(OFF_HEAD).load(Ordering::Acquire)
     }
 
-    /// EWMA of the writer's publish interval in ns (0 until two records were published).
+    /// The writer's mean publish interval over its last 8 records, in ns (0 until two records
+    /// were published, or after a pause of seconds).
     pub fn period_ns(&self) -> u64 {
         self.a64(OFF_PERIOD).load(Ordering::Relaxed)
     }
@@ -322,7 +323,12 @@ impl Ring {
 
     /// Start writing the next record: marks its slot torn, so readers still holding the record
     /// it replaces see `valid() == false` from here on. Only the writer may call this.
-    pub fn begin_write(&self) -> Grant {
+    ///
+    /// With `announce`, blocked readers are woken now rather than at publish, so their wake-up
+    /// (tens of microseconds on a VM, paid partly by the writer's syscall) overlaps the fill and
+    /// they catch the publish spinning. Worth it when filling takes longer than a wake-up (a
+    /// frame, an encode); for a small copy it only adds a syscall.
+    pub fn begin_write(&self, announce: bool) -> Grant {
         let seq = self.a64(OFF_HEAD).load(Ordering::Relaxed);
         let slot = self.slot_base(seq);
         self.slot64(slot, S_BEGIN).store(seq + 1, Ordering::Relaxed);
@@ -331,6 +337,14 @@ impl Ring {
         fence(Ordering::Release);
         let t_write_ns = monotonic_ns();
         self.slot64(slot, S_T_WRITE).store(t_write_ns, Ordering::Relaxed);
+        // Only a hint: the publish wake is what correctness rests on.
+        if announce {
+            self.a64(OFF_WRITING).store(seq + 1, Ordering::SeqCst);
+            self.a32(OFF_NOTIFY).fetch_add(1, Ordering::SeqCst);
+            if self.a32(OFF_WAITERS).load(Ordering::SeqCst) > 0 {
+                futex::wake_all(self.a32(OFF_NOTIFY));
+            }
+        }
         Grant { seq, offset: self.payload_offset(seq), t_write_ns }
     }
 
@@ -348,20 +362,29 @@ impl Ring {
         let out = SlotMeta { len: len as u64, t_write_ns: grant.t_write_ns, t_publish_ns: now, ..*meta };
         self.store_meta(slot, &out);
         self.slot64(slot, S_END).store(grant.seq + 1, Ordering::Release);
-        let last = self.a64(OFF_LAST_PUBLISH).swap(now, Ordering::Relaxed);
-        if last != 0 && now > last {
-            let interval = now - last;
-            let period = self.a64(OFF_PERIOD).load(Ordering::Relaxed);
-            // A pause longer than a few seconds is not a rate; keep the old estimate.
-            if interval < 5_000_000_000 {
-                let next = if period == 0 { interval } else { (period as i64 + (interval as i64 - period as i64) / 8) as u64 };
-                self.a64(OFF_PERIOD).store(next, Ordering::Relaxed);
-            }
+        self.a64(OFF_LAST_PUBLISH).store(now, Ordering::Relaxed);
+        let fill = now.saturating_sub(grant.t_write_ns);
+        let old_fill = self.a64(OFF_FILL).load(Ordering::Relaxed);
+        let new_fill = if old_fill == 0 { fill } else { (old_fill as i64 + (fill as i64 - old_fill as i64) / 4) as u64 };
+        self.a64(OFF_FILL).store(new_fill, Ordering::Relaxed);
+        // Period = mean of the last HISTORY intervals: quick to settle after a start or a rate
+        // change, and steady against one late publish (an EWMA seeded by a start-up interval
+        // stays biased for dozens of records, so readers would anticipate the wrong moment).
+        let seq = grant.seq;
+        let hist = |s: u64| self.a64(OFF_HISTORY + 8 * (s % HISTORY) as usize);
+        let oldest_known = if seq >= HISTORY { Some((hist(seq).load(Ordering::Relaxed), HISTORY)) } else if seq > 0 { Some((hist(0).load(Ordering::Relaxed), seq)) } else { None };
+        hist(seq).store(now, Ordering::Relaxed);
+        if let Some((then, n)) = oldest_known {
+            let span = now.saturating_sub(then);
+            // A pause longer than a few seconds is not a rate; readers just block meanwhile.
+            let period = if then > 0 && span < 5_000_000_000 * n { span / n } else { 0 };
+            self.a64(OFF_PERIOD).store(period, Ordering::Relaxed);
         }
         // SeqCst on head, notify and waiters: a reader that registers as a waiter after our
         // `waiters` load is ordered after the head store, so it sees the record and never sleeps
         // through it.
         self.a64(OFF_HEAD).store(grant.seq + 1, Ordering::SeqCst);
+        self.a64(OFF_WRITING).store(0, Ordering::Relaxed);
         self.a32(OFF_NOTIFY).fetch_add(1, Ordering::SeqCst);
         if self.a32(OFF_WAITERS).load(Ordering::SeqCst) > 0 {
             futex::wake_all(self.a32(OFF_NOTIFY));
@@ -374,7 +397,7 @@ impl Ring {
         if data.len() > self.geometry.capacity {
             return Err(invalid("size", format!("record is {} bytes, slot size is {}", data.len(), self.geometry.capacity)));
         }
-        let grant = self.begin_write();
+        let grant = self.begin_write(false);
         // SAFETY: the payload area of the granted slot holds `capacity >= data.len()` bytes and
         // only the writer stores into it.
         unsafe { self.raw(grant.offset).copy_from_nonoverlapping(data.as_ptr(), data.len()) };
@@ -453,48 +476,48 @@ impl Ring {
 
     /// Block until more than `after` records are published or `timeout` passes (None: no
     /// limit). Returns whether they were.
+    ///
+    /// Waking a sleeping vCPU costs tens of microseconds, so the reader tries to be awake when
+    /// the record lands: it naps until shortly before the writer's next expected publish (from
+    /// its steady rate), the writer wakes it when it *opens* a record (so the wake-up overlaps
+    /// the fill), and it spins across the expected moment. Every spin is bounded by the policy,
+    /// and a silent ring leaves the reader asleep in the kernel.
     pub fn wait(&self, after: u64, timeout: Option<Duration>, policy: WaitPolicy) -> bool {
         if self.head() > after {
             return true;
         }
-        let start = Instant::now();
-        let deadline = timeout.map(|t| start + t);
-        let past = |d: Option<Instant>| d.is_some_and(|d| Instant::now() >= d);
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let lead = policy.anticipate.as_nanos() as u64;
+        let left = |cap: Duration| deadline.map_or(cap, |d| cap.min(d.saturating_duration_since(Instant::now())));
 
-        // Anticipation: sleep until just before the writer's next expected publish, then spin
-        // across it, instead of paying a cold vCPU wake-up after the publish.
+        // The writer's steady rate says when the next publish should come.
         let period = self.period_ns();
         let last = self.a64(OFF_LAST_PUBLISH).load(Ordering::Relaxed);
-        let lead = policy.anticipate.as_nanos() as u64;
-        if lead > 0 && period > 0 && last > 0 && after == self.head() {
-            let expected = last + period;
+        let expected = if lead > 0 && period > 0 && last > 0 && after == self.head() { Some(last + period) } else { None };
+        if let Some(expected) = expected {
             let now = monotonic_ns();
-            if now < expected + lead {
-                if now + lead < expected {
-                    let nap = Duration::from_nanos(expected - lead - now);
-                    let nap = deadline.map_or(nap, |d| nap.min(d.saturating_duration_since(Instant::now())));
-                    if self.block(after, Some(nap)) {
-                        return true;
-                    }
-                }
-                // Bounded: at most twice the lead per wait, however late the writer is.
-                let spin_until = (expected + lead).min(monotonic_ns() + 2 * lead);
-                while monotonic_ns() < spin_until && !past(deadline) {
-                    if self.head() > after {
-                        return true;
-                    }
-                    std::hint::spin_loop();
-                }
-            }
-        }
-        let spin_end = Instant::now() + policy.spin;
-        while Instant::now() < spin_end && !past(deadline) {
-            if self.head() > after {
+            if now + lead < expected && self.block(after, Some(left(Duration::from_nanos(expected - lead - now)))) {
                 return true;
             }
-            std::hint::spin_loop();
         }
+        let mut spun = false;
         loop {
+            if self.catch_announced(after, lead, deadline) {
+                return true;
+            }
+            if !spun {
+                spun = true;
+                // Spin across the expected publish, or for the plain pre-block spin.
+                let now = monotonic_ns();
+                let until = match expected {
+                    Some(e) if now < e + lead => (e + lead).min(now + 2 * lead),
+                    _ => now + policy.spin.as_nanos() as u64,
+                };
+                if self.spin_until(after, until, deadline) {
+                    return true;
+                }
+                continue;
+            }
             let remaining = match deadline {
                 Some(d) => {
                     let r = d.saturating_duration_since(Instant::now());
@@ -509,6 +532,39 @@ impl Ring {
                 return true;
             }
         }
+    }
+
+    fn spin_until(&self, after: u64, until_ns: u64, deadline: Option<Instant>) -> bool {
+        while monotonic_ns() < until_ns && deadline.is_none_or(|d| Instant::now() < d) {
+            if self.head() > after {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        self.head() > after
+    }
+
+    // If the writer has opened record `after` (see `begin_write`), nap until shortly before its
+    // usual fill time is up, then spin across the publish. Bounded: a writer that died
+    // mid-write, or one far slower than usual, costs at most `2 * lead` of spinning per call.
+    fn catch_announced(&self, after: u64, lead: u64, deadline: Option<Instant>) -> bool {
+        if lead == 0 || self.a64(OFF_WRITING).load(Ordering::SeqCst) != after + 1 {
+            return false;
+        }
+        let began = self.slot64(self.slot_base(after), S_T_WRITE).load(Ordering::Relaxed);
+        let expected = began + self.a64(OFF_FILL).load(Ordering::Relaxed);
+        let now = monotonic_ns();
+        if began == 0 || now >= expected + lead {
+            return false;
+        }
+        if now + lead < expected {
+            let nap = Duration::from_nanos(expected - lead - now);
+            let nap = deadline.map_or(nap, |d| nap.min(d.saturating_duration_since(Instant::now())));
+            if self.block(after, Some(nap)) {
+                return true;
+            }
+        }
+        self.spin_until(after, (expected + lead).min(monotonic_ns() + 2 * lead), deadline)
     }
 
     // One futex sleep of at most `timeout`; true if the record arrived.
