@@ -9,6 +9,7 @@ pub mod jpeg;
 pub mod nano;
 pub mod resize;
 pub mod simd;
+pub mod world;
 
 pub use error::{Error, Result};
 pub use image::{ImageView, ImageViewMut};

@@ -14,11 +14,13 @@ use synesthesia_core::nano::NanoEncoder as CoreNano;
 use synesthesia_core::resize::{self, Method};
 use synesthesia_core::{Error, ImageView, ImageViewMut, SimdLevel};
 
+mod world;
+
 static ARGUMENT_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// The one place core errors become Python exceptions: `synesthesia.errors.KernelArgumentError`
 /// (a `ValueError`), carrying the offending argument's name.
-fn to_py(py: Python<'_>, err: Error) -> PyErr {
+pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
     let argument = match &err {
         Error::InvalidArgument { name, .. } => *name,
         Error::BufferTooSmall { .. } => "out",
@@ -38,7 +40,7 @@ fn to_py(py: Python<'_>, err: Error) -> PyErr {
 }
 
 /// Run `f` with the GIL released. Arguments are extracted before and results built after.
-fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
+pub(crate) fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
     py.detach(f).map_err(|e| to_py(py, e))
 }
 
@@ -48,7 +50,7 @@ fn parse_simd(py: Python<'_>, simd: Option<&str>) -> PyResult<Option<SimdLevel>>
 
 /// Borrow a (H, W) or (H, W, C) uint8 array as an image without copying. The facade has already
 /// made sure that pixels and channels are contiguous and the row stride is positive.
-fn view_parts(
+pub(crate) fn view_parts(
     py: Python<'_>,
     name: &'static str,
     shape: &[usize],
@@ -274,6 +276,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(turbo_tables, m)?)?;
     m.add_class::<JpegEncoder>()?;
     m.add_class::<NanoEncoder>()?;
+    world::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
