@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["SynesthesiaError", "KernelArgumentError"]
+__all__ = [
+    "SynesthesiaError",
+    "KernelArgumentError",
+    "WorldError",
+    "IntentRejected",
+    "BackendUnavailable",
+    "BackendTimeout",
+]
 
 
 class SynesthesiaError(Exception):
@@ -19,3 +26,24 @@ class KernelArgumentError(SynesthesiaError, ValueError):
     def __init__(self, message: str, argument: str) -> None:
         super().__init__(message)
         self.argument = argument
+
+
+class WorldError(SynesthesiaError):
+    """A world backend failed (see the subclasses for the cases callers handle)."""
+
+
+class IntentRejected(WorldError, ValueError):
+    """An intent was refused; the world keeps its state. ``reason`` says why, for the log."""
+
+    def __init__(self, reason: str, trace_id: str | None = None) -> None:
+        super().__init__(f"intent {trace_id or '?'} rejected: {reason}")
+        self.reason = reason
+        self.trace_id = trace_id
+
+
+class BackendUnavailable(WorldError, RuntimeError):
+    """A backend's optional dependency, credentials or model file is missing."""
+
+
+class BackendTimeout(WorldError, TimeoutError):
+    """A backend call did not finish within its timeout."""

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMANDS = {
     "run": ("synesthesia.cli.run", "run the engine on its embedded default (today: the kernel demo)"),
     "info": ("synesthesia.cli.info", "show the native module, SIMD level and versions"),
+    "snapshot": ("synesthesia.cli.snapshot", "render a scene described in words to a PNG or JPEG"),
 }
 
 

@@ -38,7 +38,7 @@ params! {
     11 SNOW "snow" = 0.0 max 1.0;
     12 STORM "storm" = 0.0 max 1.0;
     13 FOG "fog" = 0.0 max 1.0;
-    14 CLOUDS "clouds" = 0.35 max 1.0;
+    14 CLOUDS "clouds" = 0.5 max 1.0;
     15 FIRE "fire" = 0.0 max 1.0;
     16 LIGHTNING "lightning" = 0.0 max 1.0;
     17 AURORA "aurora" = 0.0 max 1.0;
@@ -261,13 +261,16 @@ fn steer(target: &mut SceneState, words: &[(&str, f32)]) {
                 s.lerp_to(p::CALM, 0.0, w);
             }
             "slower" => {
-                s.values[p::SPEED] /= 1.0 + 1.5 * w;
+                s.values[p::SPEED] /= 1.0 + w;
                 s.lerp_to(p::WIND, 0.0, 0.5 * w);
             }
             "calm" => {
                 s.lerp_to(p::SPEED, 0.4, w);
                 s.lerp_to(p::WIND, 0.0, w);
                 s.lerp_to(p::CALM, 1.0, w);
+                // Calm is also a quieter sky.
+                s.lerp_to(p::CLOUDS, 0.15, 0.6 * w);
+                s.values[p::RAIN] *= 1.0 - 0.6 * w;
                 s.values[p::STORM] *= 1.0 - 0.8 * w;
                 s.values[p::LIGHTNING] *= 1.0 - 0.8 * w;
             }
