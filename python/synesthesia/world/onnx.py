@@ -112,7 +112,7 @@ class OnnxBackend:
 
     def _to_rgb(self, raw: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
         if raw.ndim == 4 and raw.shape[0] == 1 and raw.shape[1] == 3 and raw.dtype != np.uint8:
-            img = np.clip(np.transpose(raw[0], (1, 2, 0)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            img = np.ascontiguousarray(np.clip(np.transpose(raw[0], (1, 2, 0)) * 255.0 + 0.5, 0, 255), dtype=np.uint8)
         elif raw.ndim == 4 and raw.shape[0] == 1 and raw.shape[3] == 3 and raw.dtype == np.uint8:
             img = np.ascontiguousarray(raw[0])
         else:
