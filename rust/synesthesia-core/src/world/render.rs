@@ -10,7 +10,7 @@
 //!   byte;
 //! - stars, rain, snow, flames and lightning as sparse sprites.
 
-use super::noise::{fbm1, hash, hash2, noise1, ridged1, unit, Lattice};
+use super::noise::{fbm1, floor_i, hash, hash2, noise1, ridged1, unit, Lattice};
 use super::pulse::Pulse;
 use super::state::{p, SceneState};
 use crate::error::{Error, Result};
@@ -19,8 +19,8 @@ use crate::resize::{self, Method};
 
 type Rgb = [f32; 3];
 
-/// Internal downscale of the smooth sky layers.
-const LOW: usize = 4;
+/// Internal downscale of the smooth sky layers (the sun disc and stars are drawn at full size).
+const LOW: usize = 6;
 const STAR_COUNT: usize = 3000;
 /// Terrain layers: three behind the water line, then the foreground.
 const LAYERS: usize = 4;
@@ -415,8 +415,7 @@ impl Renderer {
         let sx = lk.sun_x;
         let sy = lk.sun_y;
         let horizon = lk.horizon.max(1.0);
-        // The planet hangs low in the frame; its light comes from the upper right.
-        let (pcx, pcy, pr) = (0.27 * w as f32, 0.86 * hf, 0.42 * hf);
+        let (pcx, pcy, pr) = planet(lk);
         let ldir = [0.62f32, -0.48, 0.62];
 
         // Per-column aurora terms: the curtain's base line and its ray brightness.
@@ -561,6 +560,12 @@ impl Renderer {
             let (x, y) = (s[0] * lk.w as f32, s[1] * sky_bottom);
             let tw = 0.65 + 0.35 * (lk.t * (1.0 + 3.0 * s[3]) + s[3] * 40.0).sin() * twinkle;
             let b = (40.0 + 215.0 * s[2]) * tw * (1.0 - self.cloud_at(lk, x, y)) * (0.5 + 0.5 * vis);
+            if space > 0.05 {
+                let (pcx, pcy, pr) = planet(lk);
+                if (x - pcx).powi(2) + (y - pcy).powi(2) < pr * pr * 1.02 {
+                    continue;
+                }
+            }
             let (xi, yi) = (x as usize, y as usize);
             plus(buf, stride, lk.w, lk.h, xi, yi, b, s[2] > 0.6);
         }
@@ -585,7 +590,9 @@ impl Renderer {
         for k in 0..LAYERS {
             let ks = seed.wrapping_add(k as u32 * 7919);
             let pan = [0.004, 0.010, 0.022, 0.05][k] * t;
-            for x in 0..w {
+            // Heights at every other column, linearly filled between: half the noise work,
+            // and a 2-pixel step is below what a silhouette edge shows.
+            for x in (0..w).step_by(2) {
                 let u = x as f32 / hf + pan;
                 let edge = {
                     let e = (x as f32 / w as f32 - 0.5) * 2.0;
@@ -600,6 +607,9 @@ impl Renderer {
                 }
                 height -= space * 0.6;
                 self.scratch[x] = height * hf;
+            }
+            for x in (1..w).step_by(2) {
+                self.scratch[x] = if x + 1 < w { 0.5 * (self.scratch[x - 1] + self.scratch[x + 1]) } else { self.scratch[x - 1] };
             }
             for x in 0..w {
                 let hgt = self.scratch[x];
@@ -616,12 +626,14 @@ impl Renderer {
                 // Snow caps on high mountain crests, and everywhere when it snows.
                 let alt = hgt / hf;
                 let mountains = sw[4];
-                let capd = ((alt - 0.17).max(0.0) * 0.7 * mountains + snowy * 0.015) * hf;
+                let dusting = if k == 0 { snowy * 0.015 } else { 0.0 };
+                let capd = ((alt - 0.17).max(0.0) * 0.7 * mountains + dusting) * hf;
                 self.cap[k * w + x] = ry + capd as i32;
                 let wx = (x as f32 + pan * hf) / cell_w;
-                let frac = wx - wx.floor();
+                let wi = floor_i(wx);
+                let frac = wx - wi as f32;
                 self.wincol[k * w + x] =
-                    if sw[3] > 0.05 && frac > 0.3 && frac < 0.75 { hash((wx.floor() as i32 as u32) ^ ks) | 1 } else { 0 };
+                    if sw[3] > 0.05 && frac > 0.3 && frac < 0.75 { hash((wi as u32) ^ ks) | 1 } else { 0 };
             }
             // Box-filter the shading (running sum) so small bumps do not streak the faces.
             let r = ((0.012 * hf) as usize).max(1);
@@ -647,8 +659,8 @@ impl Renderer {
         let base = if k < 3 { mix(lk.far, lk.near, depth * 1.2) } else { lk.fore };
         let haze = [0.5, 0.3, 0.14, 0.03][k];
         let fogk = [0.92, 0.8, 0.6, 0.35][k] * lk.g(p::FOG);
-        let snow = lk.g(p::SNOW) * [0.5, 0.6, 0.65, 0.55][k];
-        let fire = lk.g(p::FIRE) * [0.0, 0.1, 0.35, 0.6][k];
+        let snow = lk.g(p::SNOW) * [0.5, 0.4, 0.3, 0.12][k];
+        let fire = lk.g(p::FIRE) * [0.0, 0.05, 0.15, 0.2][k];
         let light = lk.light;
         let lit_col = scale(mix(base, [240.0, 242.0, 250.0], snow), 0.35 + 0.85 * light);
         let lit_col = add(mix(lit_col, mul(lit_col, scale(lk.sun, 1.0 / 200.0)), 0.4), scale([120.0, 45.0, 10.0], fire));
@@ -877,14 +889,14 @@ fn shape(s: usize, k: usize, seed: u32, u: f32, edge: f32) -> f32 {
 }
 
 fn dune(seed: u32, u: f32) -> f32 {
-    // Asymmetric crests: a long windward slope, a steep lee side.
+    // Rounded dunes with sharp crests (a ridged term), continuous everywhere.
     let n = fbm1(seed, u, 2);
-    let c = (u * 1.7 + 2.0 * n).fract();
-    n * (0.6 + 0.4 * (1.0 - (c - 0.7).abs() * 1.6).max(0.0))
+    let crest = 1.0 - (2.0 * noise1(seed ^ 0xd0, u * 1.7 + 0.8 * n) - 1.0).abs();
+    n * (0.55 + 0.45 * crest * crest)
 }
 
 fn trees(seed: u32, u: f32, spacing: f32, height: f32) -> f32 {
-    let cell = (u / spacing).floor();
+    let cell = floor_i(u / spacing) as f32;
     let mut best: f32 = 0.0;
     for dc in -1..=1 {
         let c = cell as i32 + dc;
@@ -895,7 +907,8 @@ fn trees(seed: u32, u: f32, spacing: f32, height: f32) -> f32 {
         let d = (u - centre).abs() / half;
         if d < 1.0 {
             // Conifer: a narrow spire with slightly drooping tiers.
-            let tiers = 1.0 - 0.12 * ((1.0 - d) * 9.0).fract();
+            let q = (1.0 - d) * 9.0;
+            let tiers = 1.0 - 0.12 * (q - q as i32 as f32);
             best = best.max(th * (1.0 - d) * (0.6 + 0.4 * (1.0 - d)) * tiers);
         }
     }
@@ -903,7 +916,7 @@ fn trees(seed: u32, u: f32, spacing: f32, height: f32) -> f32 {
 }
 
 fn buildings(seed: u32, u: f32, cell: f32, hmin: f32, hmax: f32) -> f32 {
-    let c = (u / cell).floor();
+    let c = floor_i(u / cell) as f32;
     let local = u / cell - c;
     let r = hash2(seed, c as i32 as u32, 0xb1d);
     let hgt = hmin + (hmax - hmin) * { let q = unit(r); q * q };
@@ -915,6 +928,11 @@ fn buildings(seed: u32, u: f32, cell: f32, hmin: f32, hmax: f32) -> f32 {
     } else {
         hgt * setback + antenna
     }
+}
+
+/// The planet of the space scene: centre and radius in pixels. It hangs low in the frame.
+fn planet(lk: &Look) -> (f32, f32, f32) {
+    (0.27 * lk.w as f32, 0.86 * lk.hf, 0.42 * lk.hf)
 }
 
 /// A star: a soft point, a small cross when bright.
@@ -1018,8 +1036,8 @@ fn fire(lk: &Look, ridge: &[i32], buf: &mut [u8], stride: usize) {
     let flicker = 0.85 + 0.15 * (t * 11.0).sin() * (t * 7.3).cos() + 0.3 * lk.pulse.bands[0];
     let mut sources: Vec<(f32, f32, f32)> = Vec::new();
     let cx = 0.58 * w as f32;
-    let fg = ridge[3 * w + cx as usize];
-    let base = if fg == i32::MAX { 0.95 * hf } else { (fg as f32 + 0.02 * hf).min(0.95 * hf) };
+    // On the ground in the foreground, in front of everything else.
+    let base = 0.92 * hf;
     sources.push((cx, base, 1.0));
     if f > 0.3 {
         for i in 0..7 {
@@ -1047,8 +1065,8 @@ fn fire(lk: &Look, ridge: &[i32], buf: &mut [u8], stride: usize) {
         }
     }
     for (si, &(sx, sy, size)) in sources.iter().enumerate() {
-        let fh = 0.16 * hf * size * (0.4 + 0.6 * f);
-        let count = (70.0 * size.max(0.4)) as u32;
+        let fh = 0.24 * hf * size * (0.4 + 0.6 * f);
+        let count = (120.0 * size.max(0.3)) as u32;
         for i in 0..count {
             let r = hash2(lk.seed, i, si as u32 + 0xf00);
             let life = 0.7 + 0.6 * unit(hash(r));
@@ -1056,7 +1074,7 @@ fn fire(lk: &Look, ridge: &[i32], buf: &mut [u8], stride: usize) {
             let spread = (unit(hash(r ^ 2)) - 0.5) * 0.35 * fh;
             let x = sx + spread * (1.0 - ph) + (t * 5.0 + i as f32).sin() * 0.05 * fh * ph;
             let y = sy - ph * fh * (0.55 + 0.45 * unit(hash(r ^ 3)));
-            let rad = ((1.0 - ph) * 0.12 * fh * (0.5 + 0.5 * unit(hash(r ^ 4)))).max(1.0);
+            let rad = ((1.0 - ph) * 0.16 * fh * (0.5 + 0.5 * unit(hash(r ^ 4)))).max(1.0);
             let col = if ph < 0.25 {
                 mix([255.0, 245.0, 180.0], [255.0, 170.0, 50.0], ph * 4.0)
             } else {
