@@ -1,7 +1,8 @@
 """The pacer: turns any world backend's native rate into a steady output cadence. Runs in the
 world stage process, on its own thread.
 
-Each tick polls the backend once. A new frame is published; no new frame means the latest one
+Each tick polls the backend once, just early enough for the frame to be ready on the tick
+(the lead adapts to how long recent polls took), and publishes it on the tick. A new frame is published; no new frame means the latest one
 is published again (hold/repeat); frames the backend made between ticks are never seen (drop,
 counted from gaps in its sequence numbers). Nothing is ever queued: a tick that overruns its
 period skips the ticks it missed instead of bursting to catch up. Every published frame is
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 # Sleep until this close to a deadline, then spin: OS sleeps overshoot by 50 us to a few ms.
 _SPIN_NS = 1_000_000
+_LEAD_MARGIN_NS = 1_500_000
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Pacer:
         self._last_backend_seq: int | None = None
         self._out_seq = 0
         self._put_times: deque[int] = deque(maxlen=window + 1)
+        self._poll_ns: deque[int] = deque(maxlen=50)
         self._counts = {"new": 0, "repeats": 0, "dropped": 0, "late_ticks": 0, "rejected": 0, "backend_errors": 0}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -92,26 +95,36 @@ class Pacer:
     def step(self, now_ns: int | None = None) -> dict[str, object] | None:
         """Poll once and publish one frame. Returns its metadata (None before the first frame)."""
         now = self._clock() if now_ns is None else now_ns
+        repeated = self._poll(now)
+        return self._publish(repeated, now if now_ns is not None else None)
+
+    def _poll(self, now: int) -> bool | None:
+        """Ask the backend for its newest frame. True: nothing new (repeat); None: nothing yet."""
+        t0 = self._clock()
         try:
             frame = self.backend.poll(now)
         except Exception:  # a failing backend must not stop the cadence: hold the last frame
             self._counts["backend_errors"] += 1
             log.exception("backend %s failed to produce a frame", self.backend.name)
             frame = None
-        repeated = frame is None
+        self._poll_ns.append(self._clock() - t0)
         if frame is not None:
             if self._last_backend_seq is not None:
                 self._counts["dropped"] += max(0, frame.seq - self._last_backend_seq - 1)
             self._last_backend_seq = frame.seq
             self._last = frame
             self._counts["new"] += 1
-        elif self._last is None:
+            return False
+        if self._last is None:
             return None
-        else:
-            self._counts["repeats"] += 1
+        self._counts["repeats"] += 1
+        return True
+
+    def _publish(self, repeated: bool | None, at_ns: int | None) -> dict[str, object] | None:
+        if repeated is None or self._last is None:
+            return None
         shown = self._last
-        assert shown is not None
-        put_ns = self._clock() if now_ns is None else now
+        put_ns = self._clock() if at_ns is None else at_ns
         self._out_seq += 1
         meta: dict[str, object] = {
             "seq": self._out_seq,
@@ -127,27 +140,44 @@ class Pacer:
         self._put_times.append(put_ns)
         return meta
 
+    def lead_ns(self) -> int:
+        """How long before each tick to poll: a little more than recent polls took, so the frame
+        is ready at the tick and publication time does not wobble with render time."""
+        if len(self._poll_ns) < 5:
+            return self.period_ns // 3
+        recent = np.fromiter(self._poll_ns, dtype=np.int64)
+        lead = int(np.percentile(recent, 90)) + _LEAD_MARGIN_NS
+        return max(_LEAD_MARGIN_NS, min(lead, int(self.period_ns * 0.8)))
+
     # --- the loop ----------------------------------------------------------------------------
     def run(self, duration_s: float | None = None, max_frames: int | None = None) -> PacerStats:
-        """Publish at the output rate until stopped, for ``duration_s`` or ``max_frames``."""
+        """Publish at the output rate until stopped, for ``duration_s`` or ``max_frames``.
+
+        Each tick polls the backend ``lead_ns()`` early, then publishes on the tick itself.
+        """
         clock = self._clock
         start = clock()
         end = None if duration_s is None else start + int(duration_s * 1e9)
-        deadline = start
+        deadline = start + self.period_ns
         published = 0
         while not self._stop.is_set():
-            self._sleep_until(deadline)
+            self._sleep_until(deadline - self.lead_ns())
             now = clock()
             if end is not None and now >= end:
                 break
-            self.step()
+            repeated = self._poll(deadline)
+            self._sleep_until(deadline)
+            if self._stop.is_set():
+                break
+            self._publish(repeated, None)
             published += 1
             if max_frames is not None and published >= max_frames:
                 break
             deadline += self.period_ns
             after = clock()
-            if after > deadline:
-                missed = (after - deadline) // self.period_ns + 1
+            if after > deadline - self.lead_ns():
+                # Overran: skip the ticks already missed instead of bursting to catch up.
+                missed = (after - deadline + self.lead_ns()) // self.period_ns + 1
                 self._counts["late_ticks"] += int(missed)
                 deadline += missed * self.period_ns
         return self.stats()
