@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -87,7 +88,8 @@ class EmulatedBackend:
         # Reject at once, as a remote model's client would on a malformed request.
         validate_intent(intent, self._words)
         delay_ns = int(self.profile.sample_ms(self._rng) * 1e6)
-        received = intent.t_ns or 0
+        # Intents without a publish time count from their arrival here.
+        received = intent.t_ns or time.monotonic_ns()
         with self._lock:
             self._n += 1
             heapq.heappush(self._due, (received + delay_ns, self._n, intent))

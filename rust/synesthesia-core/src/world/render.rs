@@ -627,7 +627,9 @@ impl Renderer {
                 let alt = hgt / hf;
                 let mountains = sw[4];
                 let dusting = if k == 0 { snowy * 0.015 } else { 0.0 };
-                let capd = ((alt - 0.17).max(0.0) * 0.7 * mountains + dusting) * hf;
+                // Ragged snow lines: the cap depth wanders from column to column.
+                let ragged = 0.5 + noise1(ks ^ 0x5c, x as f32 / hf * 30.0 + pan * 30.0);
+                let capd = ((alt - 0.17).max(0.0) * 0.7 * mountains * ragged + dusting) * hf;
                 self.cap[k * w + x] = ry + capd as i32;
                 let wx = (x as f32 + pan * hf) / cell_w;
                 let wi = floor_i(wx);
@@ -655,8 +657,7 @@ impl Renderer {
         let h = lk.h;
         self.row_lit.resize(LAYERS * h, [0; 3]);
         self.row_dark.resize(LAYERS * h, [0; 3]);
-        let depth = k as f32 / 3.0;
-        let base = if k < 3 { mix(lk.far, lk.near, depth * 1.2) } else { lk.fore };
+        let base = if k < 3 { mix(lk.far, lk.near, [0.0, 0.55, 0.95][k]) } else { lk.fore };
         let haze = [0.5, 0.3, 0.14, 0.03][k];
         let fogk = [0.92, 0.8, 0.6, 0.35][k] * lk.g(p::FOG);
         let snow = lk.g(p::SNOW) * [0.5, 0.4, 0.3, 0.12][k];
@@ -695,6 +696,8 @@ impl Renderer {
         let win = lk.grade(scale([255.0, 200.0, 120.0], 0.6 + 0.4 * lk.dark)).map(to_u8);
         let ch = ((lk.hf / 70.0) as usize).max(4);
         let (r0, r1, r2) = (&self.ridge[..w], &self.ridge[w..2 * w], &self.ridge[2 * w..3 * w]);
+        // Facet shading fades out over this depth below the crest (0.15 of the frame height).
+        let face_k = ((256.0 / (0.15 * lk.hf)) as u32).max(1);
         for y in top..hy {
             let yi = y as i32;
             let row = &mut buf[y * stride..y * stride + w * 3];
@@ -717,7 +720,11 @@ impl Renderer {
                 };
                 let i = k * w + x;
                 let (l, d) = rows[k];
-                let s = self.shade[i];
+                // Faces are lit or shaded near the crest and fade to flat ambient further down,
+                // where the eye expects haze rather than sharp facets.
+                let depth = (yi - self.ridge[i]).max(0) as u32;
+                let g = 256u32.saturating_sub(depth * face_k);
+                let s = ((128 * (256 - g) + self.shade[i] as u32 * g) >> 8) as u16;
                 let mut c = [0u8; 3];
                 for ch in 0..3 {
                     c[ch] = ((d[ch] * (256 - s) + l[ch] * s) >> 8) as u8;
