@@ -373,8 +373,8 @@ impl Renderer {
         if !t.is_finite() {
             return Err(Error::invalid("t", format!("world time must be finite, got {t}")));
         }
-        // Wrap world time so f32 keeps sub-millisecond precision in long sessions; the period
-        // is a multiple of every motion's period that matters (strikes, flame cycles).
+        // Wrap world time so f32 keeps sub-millisecond precision in long sessions. The period
+        // is a whole number of lightning periods; other motions jump once per 2.7 hours.
         let t = (t.rem_euclid(STRIKE_PERIOD as f64 * 6000.0)) as f32;
         let lk = Look::new(self.seed, state, t, pulse, w, h);
         let stride = out.stride();

@@ -79,3 +79,35 @@ fn odd_sizes_and_strides_render() {
     }
     Renderer::new(1).render(&s, 10.0, &Pulse { bands: [1.0; 4], level: 1.0 }, &mut view).unwrap();
 }
+
+#[test]
+fn sizes_are_checked_and_extremes_render() {
+    let state = SceneState::default();
+    let mut r = Renderer::new(3);
+    for (w, h) in [(32, 32), (33, 500), (1920, 1056)] {
+        let mut buf = vec![0u8; w * h * 3];
+        let mut view = ImageViewMut::packed(&mut buf, w, h, 3).unwrap();
+        r.render(&state, 1e7, &Pulse::default(), &mut view).unwrap();
+    }
+    let mut buf = vec![0u8; 31 * 40 * 3];
+    let mut view = ImageViewMut::packed(&mut buf, 31, 40, 3).unwrap();
+    assert!(r.render(&state, 0.0, &Pulse::default(), &mut view).is_err());
+    let mut buf = vec![0u8; 64 * 64 * 3];
+    let mut view = ImageViewMut::packed(&mut buf, 64, 64, 3).unwrap();
+    assert!(r.render(&state, f64::NAN, &Pulse::default(), &mut view).is_err());
+}
+
+#[test]
+fn every_vocabulary_combination_of_two_renders() {
+    let mut buf = vec![0u8; 96 * 64 * 3];
+    let mut r = Renderer::new(9);
+    for (a, _) in VOCABULARY {
+        for (b, _) in VOCABULARY {
+            let mut scene = Scene::new(SceneState::default(), 0.5, 0.35).unwrap();
+            scene.apply(&[(a, 1.0), (b, 0.7)]).unwrap();
+            scene.settle();
+            let mut view = ImageViewMut::packed(&mut buf, 96, 64, 3).unwrap();
+            r.render(scene.current(), 12.85, &Pulse { bands: [0.5; 4], level: 0.5 }, &mut view).unwrap();
+        }
+    }
+}
