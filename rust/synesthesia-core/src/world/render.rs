@@ -127,7 +127,7 @@ const SCENES: [SceneLook; 6] = [
     SceneLook {
         far: [222.0, 170.0, 118.0],
         near: [196.0, 124.0, 62.0],
-        fore: [150.0, 88.0, 42.0],
+        fore: [196.0, 124.0, 64.0],
         ground: [214.0, 152.0, 88.0],
         water: [60.0, 88.0, 96.0],
         horizon: 0.58,
@@ -775,7 +775,9 @@ impl Renderer {
             let refl = (0.85 - 0.4 * persp) * (1.0 - 0.45 * storm);
             let f = (fog * 0.7 * (1.0 - 0.6 * persp)).min(0.9);
             let wc = mix(scale(water_col, 1.0 - 0.3 * persp), lk.fog_col, f);
-            let gc = mix(scale(ground, 0.75 + 0.25 * (1.0 - persp)), lk.fog_col, f);
+            // Low ripples of ground receding to the horizon (perspective-spaced bands).
+            let ripple = 1.0 + 0.07 * (zw * 5.0).sin() * smoothstep(0.04, 0.3, persp) * (1.0 - persp);
+            let gc = mix(scale(ground, (0.75 + 0.25 * (1.0 - persp)) * ripple), lk.fog_col, f);
             let (wc, gc) = (lk.grade(wc), lk.grade(gc));
             // out = src * a + k: reflection, water colour, fog and ground folded into one.
             let a = (refl * (1.0 - f) * wa * 256.0) as u32;
@@ -868,10 +870,10 @@ fn shape(s: usize, k: usize, seed: u32, u: f32, edge: f32) -> f32 {
         (1, 2) => 0.005 + trees(seed, u, 0.022, 0.07) * (0.4 + 0.6 * fbm1(seed ^ 9, u, 2)),
         (1, _) => 0.05 + 0.05 * edge + trees(seed, u, 0.05, 0.12 + 0.55 * edge),
         // desert: dunes with soft crests, a dune crest in front
-        (2, 0) => 0.03 + 0.09 * { let n = fbm1(seed, u * 1.1, 2); n * n.sqrt() },
-        (2, 1) => 0.015 + 0.06 * dune(seed, u * 2.0),
-        (2, 2) => 0.01 + 0.035 * dune(seed, u * 3.0),
-        (2, _) => 0.12 + 0.1 * dune(seed, u * 1.3),
+        (2, 0) => 0.04 + 0.14 * { let n = fbm1(seed, u * 1.1, 2); n * n.sqrt() },
+        (2, 1) => 0.02 + 0.11 * dune(seed, u * 1.6),
+        (2, 2) => 0.01 + 0.07 * dune(seed, u * 2.4),
+        (2, _) => 0.16 + 0.2 * dune(seed, u * 0.9),
         // city: two skylines and an embankment
         (3, 0) => buildings(seed, u, 0.022, 0.05, 0.2),
         (3, 1) => buildings(seed, u, 0.036, 0.03, 0.3),
