@@ -12,6 +12,10 @@ __all__ = [
     "MessageError",
     "RecordFormatError",
     "StreamConfigError",
+    "WorldError",
+    "IntentRejected",
+    "BackendUnavailable",
+    "BackendTimeout",
 ]
 
 
@@ -71,3 +75,24 @@ class RecordFormatError(SynesthesiaError, ValueError):
 
 class StreamConfigError(SynesthesiaError, ValueError):
     """An encode or serve setting is unusable; the message names the setting and its value."""
+
+
+class WorldError(SynesthesiaError):
+    """A world backend failed (see the subclasses for the cases callers handle)."""
+
+
+class IntentRejected(WorldError, ValueError):
+    """An intent was refused; the world keeps its state. ``reason`` says why, for the log."""
+
+    def __init__(self, reason: str, trace_id: str | None = None) -> None:
+        super().__init__(f"intent {trace_id or '?'} rejected: {reason}")
+        self.reason = reason
+        self.trace_id = trace_id
+
+
+class BackendUnavailable(WorldError, RuntimeError):
+    """A backend's optional dependency, credentials or model file is missing."""
+
+
+class BackendTimeout(WorldError, TimeoutError):
+    """A backend call did not finish within its timeout."""

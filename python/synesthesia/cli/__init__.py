@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "bench": ("synesthesia.cli.bench", "benchmarks: kernels, transport, listen, world, stream, e2e (one report format)"),
     "kernels-demo": ("synesthesia.cli.kernels_demo", "encode a generated frame sequence with the Rust kernels and report"),
     "serve": ("synesthesia.cli.serve", "serve the browser viewer (today: over the in-process demo pipeline)"),
+    "snapshot": ("synesthesia.cli.snapshot", "render a scene described in words to a PNG or JPEG"),
 }
 
 

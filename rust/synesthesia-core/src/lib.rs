@@ -10,6 +10,7 @@ pub mod nano;
 pub mod resize;
 pub mod ring;
 pub mod simd;
+pub mod world;
 
 pub use error::{Error, Result};
 pub use image::{ImageView, ImageViewMut};

@@ -15,12 +15,13 @@ use synesthesia_core::resize::{self, Method};
 use synesthesia_core::{Error, ImageView, ImageViewMut, SimdLevel};
 
 mod ring;
+mod world;
 
 static ARGUMENT_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// The one place core errors become Python exceptions: `synesthesia.errors.KernelArgumentError`
 /// (a `ValueError`), carrying the offending argument's name.
-fn to_py(py: Python<'_>, err: Error) -> PyErr {
+pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
     let argument = match &err {
         Error::InvalidArgument { name, .. } => *name,
         Error::BufferTooSmall { .. } => "out",
@@ -50,7 +51,7 @@ fn parse_simd(py: Python<'_>, simd: Option<&str>) -> PyResult<Option<SimdLevel>>
 
 /// Borrow a (H, W) or (H, W, C) uint8 array as an image without copying. The facade has already
 /// made sure that pixels and channels are contiguous and the row stride is positive.
-fn view_parts(
+pub(crate) fn view_parts(
     py: Python<'_>,
     name: &'static str,
     shape: &[usize],
@@ -277,6 +278,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<JpegEncoder>()?;
     m.add_class::<NanoEncoder>()?;
     ring::register(m)?;
+    world::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

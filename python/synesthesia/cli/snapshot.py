@@ -1,0 +1,62 @@
+"""`synesthesia snapshot "a storm over the mountains at night" --out storm.png`: preview a
+scene. Runs the text through a keyword finder and the procedural world, lets the transition
+settle and writes the frame (PNG, or JPEG for .jpg/.jpeg). Runs in the calling process.
+
+The keyword finder is ``synesthesia.world.words`` for now, a stand-in until the hearing
+branch's NLP (``synesthesia.intent``) is wired in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+# World time of the snapshot: just after a lightning strike can begin, so "storm" and
+# "lightning" previews show their bolt (strikes start on multiples of 1.6 s).
+SNAPSHOT_TIME = 12.85
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text", help="what to see, e.g. \"a storm over the mountains at night\"")
+    parser.add_argument("--out", type=Path, required=True, help="output file (.png, .jpg or .jpeg)")
+    parser.add_argument("--size", default="1280x704", help="WIDTHxHEIGHT (default: 1280x704)")
+    parser.add_argument("--seed", type=int, default=0, help="world seed (default: 0)")
+    parser.add_argument("--time", type=float, default=SNAPSHOT_TIME, help="world time in seconds")
+    parser.add_argument("--quality", type=int, default=90, help="JPEG quality (default: 90)")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"synesthesia snapshot: --size must look like 1280x704, got {text!r}") from None
+    if not (32 <= w <= 8192 and 32 <= h <= 8192):
+        raise SystemExit(f"synesthesia snapshot: --size must be 32..8192 on each side, got {text!r}")
+    return w, h
+
+
+def main(args: argparse.Namespace) -> int:
+    from synesthesia import kernels
+    from synesthesia.world import Intent, ProceduralBackend
+    from synesthesia.world.png import write_png
+    from synesthesia.world.words import keywords_from_text
+
+    suffix = args.out.suffix.lower()
+    if suffix not in (".png", ".jpg", ".jpeg"):
+        raise SystemExit(f"synesthesia snapshot: --out must end in .png, .jpg or .jpeg, got {args.out}")
+    width, height = _size(args.size)
+    words = keywords_from_text(args.text)
+    world = ProceduralBackend(width, height, seed=args.seed)
+    if words:
+        world.apply(Intent(keywords=words, prompt=args.text, trace_id="snapshot"))
+    world.settle()
+    world.set_world_time(args.time)
+    frame = world.replay_frame()
+    if suffix == ".png":
+        write_png(args.out, frame)
+    else:
+        args.out.write_bytes(kernels.encode_jpeg(frame, quality=args.quality))
+    found = ", ".join(words) if words else "none (the default scene)"
+    print(f"{args.out}: {width}x{height}, seed {args.seed}, words: {found}", file=sys.stderr)
+    return 0

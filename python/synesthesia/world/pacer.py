@@ -1,0 +1,229 @@
+"""The pacer: turns any world backend's native rate into a steady output cadence. Runs in the
+world stage process, on its own thread.
+
+Each tick polls the backend once, just early enough for the frame to be ready on the tick
+(the lead adapts to how long recent polls took), and publishes it on the tick. A new frame is published; no new frame means the latest one
+is published again (hold/repeat); frames the backend made between ticks are never seen (drop,
+counted from gaps in its sequence numbers). Nothing is ever queued: a tick that overruns its
+period skips the ticks it missed instead of bursting to catch up. Every published frame is
+timestamped and carries the trace ids it is the first to show.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from synesthesia.errors import IntentRejected
+from synesthesia.world.base import FrameSink, Intent, WorldBackend, WorldFrame
+
+__all__ = ["Pacer", "PacerStats"]
+
+log = logging.getLogger(__name__)
+
+# Sleep until this close to a deadline, then spin: OS sleeps overshoot by 50 us to a few ms.
+_SPIN_NS = 1_000_000
+_LEAD_MARGIN_NS = 1_500_000
+
+
+@dataclass(frozen=True)
+class PacerStats:
+    frames: int
+    new: int
+    repeats: int
+    dropped: int
+    late_ticks: int
+    rejected: int
+    backend_errors: int
+    interval_ms_p50: float
+    jitter_ms_p50: float
+    jitter_ms_p99: float
+    jitter_ms_max: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+class Pacer:
+    def __init__(
+        self,
+        backend: WorldBackend,
+        sink: FrameSink,
+        fps: float = 25.0,
+        clock: Callable[[], int] = time.monotonic_ns,
+        window: int = 1500,
+    ) -> None:
+        if not 1.0 <= fps <= 240.0:
+            raise ValueError(f"fps: must be 1..240, got {fps}")
+        self.backend, self.sink, self.fps = backend, sink, fps
+        self.period_ns = int(round(1e9 / fps))
+        self._clock = clock
+        self._last: WorldFrame | None = None
+        self._last_backend_seq: int | None = None
+        self._out_seq = 0
+        self._put_times: deque[int] = deque(maxlen=window + 1)
+        self._poll_ns: deque[int] = deque(maxlen=50)
+        self._counts = {"new": 0, "repeats": 0, "dropped": 0, "late_ticks": 0, "rejected": 0, "backend_errors": 0}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_rejection: str | None = None
+
+    # --- inputs (any thread) ---------------------------------------------------------------
+    def submit(self, intent: Intent) -> str | None:
+        """Apply an intent now. Returns None when accepted, else the reason it was rejected;
+        a rejected intent is logged and counted and changes nothing."""
+        try:
+            self.backend.apply(intent)
+        except IntentRejected as e:
+            self._counts["rejected"] += 1
+            self.last_rejection = e.reason
+            log.warning("%s", e)
+            return e.reason
+        return None
+
+    def feed_audio(self, samples: npt.NDArray[np.float32]) -> None:
+        self.backend.feed_audio(samples)
+
+    # --- one tick ----------------------------------------------------------------------------
+    def step(self, now_ns: int | None = None) -> dict[str, object] | None:
+        """Poll once and publish one frame. Returns its metadata (None before the first frame)."""
+        now = self._clock() if now_ns is None else now_ns
+        repeated = self._poll(now)
+        return self._publish(repeated, now if now_ns is not None else None)
+
+    def _poll(self, now: int) -> bool | None:
+        """Ask the backend for its newest frame. True: nothing new (repeat); None: nothing yet."""
+        t0 = self._clock()
+        try:
+            frame = self.backend.poll(now)
+        except Exception:  # a failing backend must not stop the cadence: hold the last frame
+            self._counts["backend_errors"] += 1
+            log.exception("backend %s failed to produce a frame", self.backend.name)
+            frame = None
+        self._poll_ns.append(self._clock() - t0)
+        if frame is not None:
+            if self._last_backend_seq is not None:
+                self._counts["dropped"] += max(0, frame.seq - self._last_backend_seq - 1)
+            self._last_backend_seq = frame.seq
+            self._last = frame
+            self._counts["new"] += 1
+            return False
+        if self._last is None:
+            return None
+        self._counts["repeats"] += 1
+        return True
+
+    def _publish(self, repeated: bool | None, at_ns: int | None) -> dict[str, object] | None:
+        if repeated is None or self._last is None:
+            return None
+        shown = self._last
+        put_ns = self._clock() if at_ns is None else at_ns
+        self._out_seq += 1
+        meta: dict[str, object] = {
+            "seq": self._out_seq,
+            "t_ns": put_ns,
+            "backend": self.backend.name,
+            "backend_seq": shown.seq,
+            "produced_ns": shown.t_ns,
+            "repeated": repeated,
+            "first_for": [] if repeated else list(shown.first_for),
+            "reflects": list(shown.reflects),
+        }
+        self.sink.put(shown.pixels, meta)
+        self._put_times.append(put_ns)
+        return meta
+
+    def lead_ns(self) -> int:
+        """How long before each tick to poll: a little more than recent polls took, so the frame
+        is ready at the tick and publication time does not wobble with render time."""
+        if len(self._poll_ns) < 5:
+            return self.period_ns // 3
+        recent = np.fromiter(self._poll_ns, dtype=np.int64)
+        lead = int(np.percentile(recent, 90)) + _LEAD_MARGIN_NS
+        return max(_LEAD_MARGIN_NS, min(lead, int(self.period_ns * 0.8)))
+
+    # --- the loop ----------------------------------------------------------------------------
+    def run(self, duration_s: float | None = None, max_frames: int | None = None) -> PacerStats:
+        """Publish at the output rate until stopped, for ``duration_s`` or ``max_frames``.
+
+        Each tick polls the backend ``lead_ns()`` early, then publishes on the tick itself.
+        """
+        clock = self._clock
+        start = clock()
+        end = None if duration_s is None else start + int(duration_s * 1e9)
+        deadline = start + self.period_ns
+        published = 0
+        while not self._stop.is_set():
+            self._sleep_until(deadline - self.lead_ns())
+            now = clock()
+            if end is not None and now >= end:
+                break
+            repeated = self._poll(deadline)
+            self._sleep_until(deadline)
+            if self._stop.is_set():
+                break
+            self._publish(repeated, None)
+            published += 1
+            if max_frames is not None and published >= max_frames:
+                break
+            deadline += self.period_ns
+            after = clock()
+            if after > deadline - self.lead_ns():
+                # Overran: skip the ticks already missed instead of bursting to catch up.
+                missed = (after - deadline + self.lead_ns()) // self.period_ns + 1
+                self._counts["late_ticks"] += int(missed)
+                deadline += missed * self.period_ns
+        return self.stats()
+
+    def _sleep_until(self, deadline: int) -> None:
+        remaining = deadline - self._clock()
+        if remaining > _SPIN_NS:
+            self._stop.wait((remaining - _SPIN_NS) / 1e9)
+        while self._clock() < deadline and not self._stop.is_set():
+            pass
+
+    def start(self) -> None:
+        """Run the loop on a daemon thread until :meth:`stop`."""
+        if self._thread is not None:
+            raise RuntimeError("pacer already started")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name="world-pacer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    # --- measurements ----------------------------------------------------------------------
+    def stats(self) -> PacerStats:
+        times = np.array(self._put_times, dtype=np.int64)
+        if len(times) >= 2:
+            intervals = np.diff(times) / 1e6
+            jitter = np.abs(intervals - self.period_ns / 1e6)
+            p50i = float(np.median(intervals))
+            j50, j99, jmax = (float(np.percentile(jitter, q)) for q in (50, 99, 100))
+        else:
+            p50i = j50 = j99 = jmax = 0.0
+        c = self._counts
+        return PacerStats(
+            frames=self._out_seq,
+            new=c["new"],
+            repeats=c["repeats"],
+            dropped=c["dropped"],
+            late_ticks=c["late_ticks"],
+            rejected=c["rejected"],
+            backend_errors=c["backend_errors"],
+            interval_ms_p50=p50i,
+            jitter_ms_p50=j50,
+            jitter_ms_p99=j99,
+            jitter_ms_max=jmax,
+        )

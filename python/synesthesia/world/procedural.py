@@ -1,0 +1,153 @@
+"""The embedded default world: a scene state steered by the vocabulary and rendered by the Rust
+core, with the spectral pulse of the newest audio moving the picture. Runs in the world stage
+process; no network, no GPU.
+
+Deterministic: the same seed, start state and sequence of (intent, elapsed time) give the same
+frames, so a session replays from its intent log (:meth:`ProceduralBackend.replay_frame`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from synesthesia import _native
+from synesthesia.errors import IntentRejected, KernelArgumentError
+from synesthesia.world.base import DEFAULT_SIZE, Intent, Marks, WorldFrame, validate_intent
+
+__all__ = ["VOCABULARY", "CATEGORIES", "STATE_NAMES", "ProceduralBackend", "render_state", "spectral_pulse"]
+
+#: Every word the procedural world understands, in vocabulary order.
+VOCABULARY: tuple[str, ...] = tuple(w for w, _ in _native.world_vocabulary())
+#: word -> category (scene, weather, time, effect, tempo, colour).
+CATEGORIES: dict[str, str] = dict(_native.world_vocabulary())
+#: Names of the scene state vector's entries (also the onnx backend's conditioning layout).
+STATE_NAMES: tuple[str, ...] = tuple(_native.world_state_names())
+_WORDS = frozenset(VOCABULARY)
+_PULSE_SAMPLES = 1024
+
+
+def spectral_pulse(samples: npt.NDArray[np.float32], sample_rate: int = 16000) -> list[float]:
+    """Energy of the newest audio in four bands (then overall level), each in [0, 1]."""
+    x = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
+    return _native.spectral_pulse(x, sample_rate)
+
+
+def render_state(
+    state: Sequence[float],
+    t: float,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    seed: int = 0,
+    pulse: Sequence[float] | None = None,
+    out: npt.NDArray[np.uint8] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """Render one state at world time ``t`` (seconds). ``out`` (H, W, 3) uint8 is filled in place."""
+    w, h = size
+    if out is None:
+        out = np.empty((h, w, 3), dtype=np.uint8)
+    _native.WorldRenderer(seed).render_into(out, list(state), t, None if pulse is None else list(pulse))
+    return out
+
+
+class ProceduralBackend:
+    """Scene state + renderer behind the backend interface.
+
+    ``tau`` is the transition time constant (seconds); ``jump`` the fraction of a transition
+    taken at once so the very next frame shows the intent.
+    """
+
+    name = "procedural"
+
+    def __init__(
+        self,
+        width: int = DEFAULT_SIZE[0],
+        height: int = DEFAULT_SIZE[1],
+        seed: int = 0,
+        tau: float = 0.8,
+        jump: float = 0.35,
+        initial: Sequence[float] | None = None,
+    ) -> None:
+        if width < 32 or height < 32:
+            raise KernelArgumentError(f"size: must be at least 32x32, got {width}x{height}", "size")
+        self.width, self.height, self.seed = width, height, seed
+        self._scene = _native.WorldScene(tau, jump, None if initial is None else list(initial))
+        self._renderer = _native.WorldRenderer(seed)
+        self._lock = threading.Lock()
+        self._marks = Marks()
+        self._audio = np.zeros(_PULSE_SAMPLES, dtype=np.float32)
+        self._audio_fresh = False
+        self._last_ns: int | None = None
+        self._seq = 0
+        self._buffers = [np.empty((height, width, 3), dtype=np.uint8) for _ in range(2)]
+
+    # --- interface -------------------------------------------------------------------------
+    def start(self, prompt: str = "") -> None:
+        # The start prompt steers like any intent; words outside the vocabulary are ignored
+        # here (a free-text prompt is normal) rather than refused.
+        from synesthesia.world.words import keywords_from_text
+
+        words = keywords_from_text(prompt)
+        if words:
+            with self._lock:
+                self._scene.apply(list(words.items()))
+                self._scene.settle()
+
+    def apply(self, intent: Intent) -> None:
+        validate_intent(intent, _WORDS)
+        with self._lock:
+            try:
+                self._scene.apply([(w, float(x)) for w, x in intent.keywords.items()])
+            except KernelArgumentError as e:
+                raise IntentRejected(str(e), intent.trace_id) from e
+            self._marks.add(intent.trace_id)
+
+    def feed_audio(self, samples: npt.NDArray[np.float32]) -> None:
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)[-_PULSE_SAMPLES:]
+        with self._lock:
+            self._audio = np.concatenate([self._audio[len(x) :], x])
+            self._audio_fresh = True
+
+    def poll(self, now_ns: int) -> WorldFrame:
+        with self._lock:
+            if self._last_ns is not None:
+                self._scene.advance(max(0.0, (now_ns - self._last_ns) / 1e9))
+            self._last_ns = now_ns
+            state = self._scene.current()
+            t = self._scene.world_time()
+            pulse = spectral_pulse(self._audio) if self._audio_fresh else None
+            first_for, reflects = self._marks.take()
+        # Two buffers alternate so a consumer holding the previous frame never sees it change.
+        out = self._buffers[self._seq % 2]
+        self._renderer.render_into(out, state, t, pulse)
+        self._seq += 1
+        return WorldFrame(out, self._seq, now_ns, first_for, reflects, {"world_time": t})
+
+    def stop(self) -> None:
+        pass
+
+    # --- inspection --------------------------------------------------------------------------
+    def state(self) -> dict[str, float]:
+        with self._lock:
+            return dict(zip(STATE_NAMES, self._scene.current()))
+
+    def target(self) -> dict[str, float]:
+        with self._lock:
+            return dict(zip(STATE_NAMES, self._scene.target()))
+
+    def settle(self) -> None:
+        with self._lock:
+            self._scene.settle()
+
+    def set_world_time(self, t: float) -> None:
+        """Move world time (seconds) without easing: previews pick a moment, replays resume."""
+        with self._lock:
+            self._scene.set_world_time(t)
+
+    def replay_frame(self) -> npt.NDArray[np.uint8]:
+        """A fresh copy of the frame for the current state, without advancing time."""
+        with self._lock:
+            state, t = self._scene.current(), self._scene.world_time()
+        return render_state(state, t, (self.width, self.height), self.seed)
