@@ -7,6 +7,10 @@ is published again (hold/repeat); frames the backend made between ticks are neve
 counted from gaps in its sequence numbers). Nothing is ever queued: a tick that overruns its
 period skips the ticks it missed instead of bursting to catch up. Every published frame is
 timestamped and carries the trace ids it is the first to show.
+
+Python threads hand the GIL over every 5 ms by default, so a pacer thread waking for its tick
+can wait that long behind another thread; the world stage should lower it
+(``sys.setswitchinterval(0.0005)``, as bench/world.py does) to keep jitter under 2 ms.
 """
 
 from __future__ import annotations

@@ -329,6 +329,7 @@ pub struct Renderer {
     wincol: Vec<u32>,
     row_lit: Vec<[u16; 3]>,
     row_dark: Vec<[u16; 3]>,
+    row_snow: Vec<[u16; 3]>,
     scratch: Vec<f32>,
     scratch2: Vec<f32>,
 }
@@ -356,6 +357,7 @@ impl Renderer {
             wincol: Vec::new(),
             row_lit: Vec::new(),
             row_dark: Vec::new(),
+            row_snow: Vec::new(),
             scratch: Vec::new(),
             scratch2: Vec::new(),
         }
@@ -657,6 +659,9 @@ impl Renderer {
         let h = lk.h;
         self.row_lit.resize(LAYERS * h, [0; 3]);
         self.row_dark.resize(LAYERS * h, [0; 3]);
+        self.row_snow.resize(LAYERS * h, [0; 3]);
+        // Snow caps sit in the same air as the rock under them.
+        let snow_lit = scale([236.0, 240.0, 250.0], 0.3 + 0.8 * lk.light);
         let base = if k < 3 { mix(lk.far, lk.near, [0.0, 0.55, 0.95][k]) } else { lk.fore };
         let haze = [0.5, 0.3, 0.14, 0.03][k];
         let fogk = [0.92, 0.8, 0.6, 0.35][k] * lk.g(p::FOG);
@@ -678,6 +683,7 @@ impl Renderer {
             let d = lk.grade(mix(scale(dark_col, vert), haze_col, f));
             self.row_lit[k * h + y] = l.map(|c| c.clamp(0.0, 255.0) as u16);
             self.row_dark[k * h + y] = d.map(|c| c.clamp(0.0, 255.0) as u16);
+            self.row_snow[k * h + y] = lk.grade(mix(snow_lit, haze_col, f)).map(|c| c.clamp(0.0, 255.0) as u16);
         }
     }
 
@@ -691,7 +697,6 @@ impl Renderer {
         for k in 0..3 {
             self.layer_rows(lk, k, top..hy);
         }
-        let snow_col = lk.grade(scale([236.0, 240.0, 250.0], 0.3 + 0.8 * lk.light)).map(|c| c.clamp(0.0, 255.0) as u16);
         let lit_p = ((lk.scenes[3] * (0.12 + 0.5 * lk.dark)) * 1024.0) as u32;
         let win = lk.grade(scale([255.0, 200.0, 120.0], 0.6 + 0.4 * lk.dark)).map(to_u8);
         let ch = ((lk.hf / 70.0) as usize).max(4);
@@ -704,9 +709,9 @@ impl Renderer {
             let up = hy - y;
             let win_row = if up % ch >= ch / 3 && up % ch < ch - 1 { hash(up as u32 / ch as u32) } else { 0 };
             let rows = [
-                (self.row_lit[y], self.row_dark[y]),
-                (self.row_lit[h + y], self.row_dark[h + y]),
-                (self.row_lit[2 * h + y], self.row_dark[2 * h + y]),
+                (self.row_lit[y], self.row_dark[y], self.row_snow[y]),
+                (self.row_lit[h + y], self.row_dark[h + y], self.row_snow[h + y]),
+                (self.row_lit[2 * h + y], self.row_dark[2 * h + y], self.row_snow[2 * h + y]),
             ];
             for x in 0..w {
                 let k = if yi >= r2[x] {
@@ -719,7 +724,7 @@ impl Renderer {
                     continue;
                 };
                 let i = k * w + x;
-                let (l, d) = rows[k];
+                let (l, d, snow_col) = rows[k];
                 // Faces are lit or shaded near the crest and fade to flat ambient further down,
                 // where the eye expects haze rather than sharp facets.
                 let depth = (yi - self.ridge[i]).max(0) as u32;
