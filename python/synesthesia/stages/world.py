@@ -1,52 +1,133 @@
-"""World stage: renders the world into the frame ring at a steady output rate.
+"""World stage: intents in, frames out at a steady cadence, into the frame ring.
 
-Runs in its own process. Interim shell: until the world backends land it animates the synthetic
-scene from `synesthesia.frames`, paced to `world.fps` on the monotonic clock.
+Runs in its own process: a shell over a :mod:`synesthesia.world` backend driven by a
+:class:`~synesthesia.world.Pacer`. Intents arrive on the bus (`nlp.intent`); the first frame
+that shows one is announced as `world.applied` and every frame carries the trace ids of the
+intents it reflects. Audio chunks from the audio ring feed the spectral pulse (the fast path
+that moves the picture before recognition finishes).
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
 
-import numpy as np
-
-from synesthesia import shm
-from synesthesia.frames import synthetic_frame
-from synesthesia.messages import FrameStats
+from synesthesia import shm, tracing
+from synesthesia.messages import FrameStats, Intent, WorldApplied
+from synesthesia.settings import Settings
 from synesthesia.stages.host import StageContext
+from synesthesia.world import Intent as WorldIntent
+from synesthesia.world import Pacer, WorldBackend, create_backend
+
+
+def make_backend(cfg: Settings) -> WorldBackend:
+    w = cfg.world
+    size = {"width": w.width, "height": w.height}
+    if w.backend == "procedural":
+        return create_backend("procedural", seed=w.seed, tau=w.time_constant_s, **size)
+    if w.backend == "emulate":
+        from synesthesia.world.emulate import LatencyProfile
+
+        return create_backend("emulate", seed=w.seed, tau=w.time_constant_s,
+                              profile=LatencyProfile(w.emulate_mean_ms, w.emulate_std_ms), **size)
+    if w.backend == "onnx":
+        if not w.onnx_model:
+            raise SystemExit("world: the onnx backend needs a model file (world.onnx_model)")
+        return create_backend("onnx", model=w.onnx_model, tau=w.time_constant_s, **size)
+    return create_backend("odyssey", **size)
+
+
+class RingSink:
+    """`FrameSink` into the frame ring; announces the first frame that shows each intent."""
+
+    def __init__(self, ring: shm.FrameRing, ctx: StageContext) -> None:
+        self.ring = ring
+        self.ctx = ctx
+        # trace id -> (intent id, intent time), for the `world.applied` announcement
+        self.pending: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def put(self, frame: Any, meta: Mapping[str, Any]) -> None:
+        reflects = [int(t) for t in meta.get("reflects", ()) if str(t).isdigit()]
+        with self.ring.write() as slot:
+            slot.array[...] = frame
+            slot.meta.frame = int(meta["seq"])
+            slot.meta.trace_ids = tuple(reflects[-shm.MAX_TRACE_IDS :])
+            slot.meta.t_source_ns = int(meta["t_ns"])
+        for tid in meta.get("first_for", ()):
+            with self.lock:
+                intent_id, t_intent = self.pending.pop(str(tid), (0, 0))
+            now = time.monotonic_ns()
+            self.ctx.publish(WorldApplied(trace_id=int(tid), intent_id=intent_id, frame=int(meta["seq"]),
+                                          t_intent_ns=t_intent))
+            tracing.stamp("first_frame", int(tid), now, stage="world", frame=int(meta["seq"]))
+
+    def expect(self, trace_id: str, intent_id: int, t_ns: int) -> None:
+        with self.lock:
+            self.pending[trace_id] = (intent_id, t_ns)
+            while len(self.pending) > 64:
+                self.pending.popitem(last=False)
+
+
+def _feed_audio(ctx: StageContext, pacer: Pacer) -> None:
+    ring = shm.FrameRing.attach(ctx.rings["audio"])
+    try:
+        while not ctx.stop.is_set():
+            rec = ring.read_latest(timeout=0.2)
+            if rec is not None:
+                samples = rec.array.copy()
+                if rec.valid():
+                    pacer.feed_audio(samples)
+    finally:
+        ring.close()
 
 
 def main(ctx: StageContext) -> None:
-    cfg = ctx.settings.world
+    # Python's default 5 ms thread switch interval shows up directly as frame jitter.
+    sys.setswitchinterval(0.0005)
+    cfg = ctx.settings
+    backend = make_backend(cfg)
+    backend.start(cfg.world.prompt)
     ring = shm.FrameRing.attach(ctx.rings["frames"])
-    period = 1.0 / cfg.fps
-    next_t = time.monotonic()
-    frames = 0
-    render_us: list[float] = []
+    sink = RingSink(ring, ctx)
+    pacer = Pacer(backend, sink, fps=cfg.world.fps)
+    sub = ctx.subscribe(["nlp.intent"])
+    pacer.start()
+    audio = threading.Thread(target=_feed_audio, args=(ctx, pacer), name="audio", daemon=True)
+    audio.start()
     last_stats = time.monotonic()
+    last_frames = 0
     try:
         while not ctx.stop.is_set():
             ctx.tick()
-            t0 = time.perf_counter()
-            frame = synthetic_frame(frames * period, cfg.width, cfg.height, seed=cfg.seed)
-            with ring.write() as slot:
-                slot.array[...] = frame
-                slot.meta.t_source_ns = time.monotonic_ns()
-            render_us.append((time.perf_counter() - t0) * 1e6)
-            frames += 1
+            got = sub.recv(timeout=0.1)
+            if got is not None and isinstance(got[1], Intent):
+                msg = got[1]
+                if msg.retracts and not msg.keywords:
+                    continue  # a retraction alone: the world keeps easing toward what it has
+                intent = WorldIntent(keywords=dict(zip(msg.keywords, msg.weights)), prompt=msg.prompt,
+                                     trace_id=str(msg.trace_id), t_ns=msg.t_ns)
+                sink.expect(intent.trace_id, msg.intent_id, msg.t_ns)
+                reason = pacer.submit(intent)
+                if reason is not None:
+                    ctx.log.warning("intent %x rejected: %s", msg.trace_id, reason)
+                else:
+                    tracing.stamp("applied", msg.trace_id, time.monotonic_ns(), stage="world")
             now = time.monotonic()
             if now - last_stats >= 1.0:
-                a = np.asarray(render_us)
-                ctx.publish(FrameStats(stage=ctx.name, stream="frames", frames=frames, fps=len(a) / (now - last_stats),
-                                       latency_p50_us=float(np.median(a)), latency_p99_us=float(np.percentile(a, 99))))
-                ctx.status.update(frames=frames)
-                render_us.clear()
-                last_stats = now
-            next_t += period
-            delay = next_t - time.monotonic()
-            if delay > 0:
-                ctx.stop.wait(delay)
-            else:
-                next_t = time.monotonic()  # fell behind: do not try to catch up with a burst
+                st = pacer.stats()
+                ctx.publish(FrameStats(stage=ctx.name, stream="frames", frames=st.frames, dropped=st.dropped,
+                                       fps=(st.frames - last_frames) / (now - last_stats),
+                                       latency_p50_us=st.jitter_ms_p50 * 1e3, latency_p99_us=st.jitter_ms_p99 * 1e3))
+                ctx.status.update(st.as_dict())
+                last_stats, last_frames = now, st.frames
     finally:
+        pacer.stop()
+        backend.stop()
+        sub.close()
+        audio.join(1.0)
         ring.close()
