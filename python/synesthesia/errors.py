@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["SynesthesiaError", "KernelArgumentError"]
+__all__ = [
+    "SynesthesiaError",
+    "KernelArgumentError",
+    "AudioSourceError",
+    "RecognizerError",
+    "VocabularyError",
+]
 
 
 class SynesthesiaError(Exception):
@@ -19,3 +25,17 @@ class KernelArgumentError(SynesthesiaError, ValueError):
     def __init__(self, message: str, argument: str) -> None:
         super().__init__(message)
         self.argument = argument
+
+
+class AudioSourceError(SynesthesiaError):
+    """An audio source cannot deliver usable audio: a missing or unreadable file, an empty or
+    non-finite signal, no microphone. The message says what to use instead where it can."""
+
+
+class RecognizerError(SynesthesiaError):
+    """A speech recognizer or the VAD cannot be set up: a missing optional package, model
+    directory or model file."""
+
+
+class VocabularyError(SynesthesiaError, ValueError):
+    """The keyword dictionary is malformed. The message names the entry and the key."""

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMANDS = {
     "run": ("synesthesia.cli.run", "run the engine on its embedded default (today: the kernel demo)"),
     "info": ("synesthesia.cli.info", "show the native module, SIMD level and versions"),
+    "bench": ("synesthesia.cli.bench", "benchmarks: `bench listen` measures hearing accuracy and latency"),
 }
 
 

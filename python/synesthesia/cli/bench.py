@@ -1,0 +1,60 @@
+"""`synesthesia bench ...`: benchmarks run from the command line (in the CLI process).
+
+    synesthesia bench listen --manifest PATH [--json PATH]   hearing accuracy and latency
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    p = sub.add_parser("listen", help="keyword accuracy and latency of VAD + recognizer + NLP over labelled audio",
+                       description="Runs the real VAD, recognizer and NLP on every clip of a JSON Lines "
+                                   "manifest ({\"file\": ..., \"expect\": [...]}) and prints accuracy and timing.")
+    p.add_argument("--manifest", type=Path, required=True, help="JSON Lines manifest; files are relative to it")
+    p.add_argument("--json", type=Path, help="also write the figures and per-clip results here")
+    p.add_argument("--vocabulary", type=Path, help="keyword dictionary TOML (default: the packaged one)")
+    p.add_argument("--vosk-model", type=Path, help="use Vosk with this model directory instead of pocketsphinx")
+    p.add_argument("--verify", type=float, default=None,
+                   help="pocketsphinx second-pass threshold (log-likelihood ratio per frame; default: tuned value)")
+    p.add_argument("--no-verify", action="store_true", help="turn the pocketsphinx second pass off")
+    p.add_argument("--limit", type=int, help="only the first N clips")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def main(args: argparse.Namespace) -> int:
+    from synesthesia.errors import SynesthesiaError
+    from synesthesia.hearing import build_listener
+    from synesthesia.hearing.evaluate import evaluate, format_table, read_manifest, summarize
+    from synesthesia.intent import load_vocabulary
+
+    try:
+        vocab = load_vocabulary(args.vocabulary)
+        clips = read_manifest(args.manifest, vocab)[: args.limit]
+        listener = build_listener(vocab, vosk_model=args.vosk_model, verify=args.verify,
+                                  no_verify=args.no_verify)
+
+        def progress(i: int, n: int) -> None:
+            if not args.quiet:
+                print(f"\r{i}/{n} clips", end="" if i < n else "\n", file=sys.stderr, flush=True)
+
+        results, timing = evaluate(clips, listener, vocab, progress)
+    except SynesthesiaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    summary = summarize(results, timing)
+    print(format_table(summary))
+    if args.json:
+        out = {**summary, "manifest": str(args.manifest),
+               "clips": [{"file": r.file, "expect": list(r.expect), "keywords": list(r.keywords),
+                                 "latency_ms": r.latency_ms, "condition": r.condition,
+                                 "published": list(r.early_keywords), "transcript": r.transcript}
+                                for r in results]}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    return 0
