@@ -21,6 +21,7 @@ $(BIN)/python:
 $(VENV)/.base: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade "pip>=25.1"
 	$(BIN)/python -m pip install -q "maturin>=1.7,<2" "numpy>=1.26"
+	$(BIN)/python -m pip install -q --no-deps "silero-vad>=5.1,<7"  # the VAD's ONNX file; its deps would pull torch
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml $(VENV)/.base

@@ -16,6 +16,9 @@ __all__ = [
     "IntentRejected",
     "BackendUnavailable",
     "BackendTimeout",
+    "AudioSourceError",
+    "RecognizerError",
+    "VocabularyError",
 ]
 
 
@@ -96,3 +99,17 @@ class BackendUnavailable(WorldError, RuntimeError):
 
 class BackendTimeout(WorldError, TimeoutError):
     """A backend call did not finish within its timeout."""
+
+
+class AudioSourceError(SynesthesiaError):
+    """An audio source cannot deliver usable audio: a missing or unreadable file, an empty or
+    non-finite signal, no microphone. The message says what to use instead where it can."""
+
+
+class RecognizerError(SynesthesiaError):
+    """A speech recognizer or the VAD cannot be set up: a missing optional package, model
+    directory or model file."""
+
+
+class VocabularyError(SynesthesiaError, ValueError):
+    """The keyword dictionary is malformed. The message names the entry and the key."""

@@ -1,0 +1,30 @@
+"""Hearing: audio sources, VAD, streaming recognizers and the listener that ties them together
+(capture and listen stages; everything here also runs in-process for tests and the bench)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synesthesia.hearing.listener import Listener, ListenerConfig
+from synesthesia.hearing.recognizers import PocketSphinxConfig, PocketSphinxRecognizer, Recognizer, VoskRecognizer
+from synesthesia.intent import Vocabulary
+
+__all__ = ["build_listener", "build_recognizer"]
+
+
+def build_recognizer(vocabulary: Vocabulary, *, vosk_model: str | Path | None = None,
+                     verify: float | None = None, no_verify: bool = False) -> Recognizer:
+    """Vosk when a model directory is given, else pocketsphinx over the dictionary's forms."""
+    if vosk_model is not None:
+        return VoskRecognizer(vosk_model, vocabulary.forms)
+    cfg = PocketSphinxConfig()
+    if no_verify:
+        cfg = PocketSphinxConfig(verify=None)
+    elif verify is not None:
+        cfg = PocketSphinxConfig(verify=verify)
+    return PocketSphinxRecognizer(vocabulary.forms, cfg)
+
+
+def build_listener(vocabulary: Vocabulary, *, config: ListenerConfig | None = None,
+                   **recognizer_options: object) -> Listener:
+    return Listener(build_recognizer(vocabulary, **recognizer_options), config=config)  # type: ignore[arg-type]

@@ -1,0 +1,301 @@
+"""Streaming speech recognizers for the listen stage (runs in the listen process; in-process in
+tests and the bench). One interface, fed 16 kHz float32 audio chunk by chunk within an utterance:
+
+- `PocketSphinxRecognizer` (default, embedded: the pocketsphinx wheel carries the en-US model).
+  It decodes against a grammar built from the keyword dictionary in which every command word
+  competes with a garbage model (frequent English words and a phone loop), so speech that is not
+  a command is absorbed by garbage instead of being forced onto the nearest keyword.
+- `VoskRecognizer` (optional `vosk` package and a model directory given by the user).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from synesthesia.errors import RecognizerError
+
+__all__ = ["Hypothesis", "Recognizer", "PocketSphinxRecognizer", "PocketSphinxConfig", "VoskRecognizer",
+           "FILLER_WORDS"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """A transcript: the command words only (garbage removed), and a confidence in 0..1."""
+
+    text: str
+    confidence: float
+
+
+class Recognizer(Protocol):
+    def start(self) -> None: ...
+    def feed(self, audio: npt.NDArray[np.float32]) -> None: ...
+    def partial(self) -> Hypothesis | None: ...
+    def finish(self) -> Hypothesis: ...
+
+
+def _pcm16(audio: npt.NDArray[np.float32]) -> bytes:
+    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+# Frequent English words (none of them a command form) that give non-command speech somewhere to
+# go in the grammar. Chosen as general frequent words, not from the test sentences.
+FILLER_WORDS = """
+a an the and or but if so to of in on at by for with from into over under about as than then
+i you he she it we they me him her us them my your his its our their this that these those
+is are was were be been being am do does did have has had will would can could should may might
+must shall not no yes all some any each every more most many much few other such only own same
+what which who whom whose when where why how here there now just also very too well still even
+go going get got make made take took see saw look come came give put say said tell know think
+want need like let keep find call try ask work feel leave show turn start play move live bring
+one two three four five first last next new old good bad big small long little high low great
+time year people way man woman child thing world life hand part place case week point number
+home house room door car book paper water food money office school family friend name story
+today tomorrow yesterday morning evening afternoon hour minute again always never often maybe
+okay please thanks hello right left back down up out off away around through after before
+""".split()
+
+# ARPAbet phones of the en-US model, each made a pseudo-word so a phone loop can absorb speech
+# the word list cannot; an underscore keeps them apart from real words.
+_PHONES = ("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH "
+           "UH UW V W Y Z ZH").split()
+
+
+@dataclass(frozen=True)
+class PocketSphinxConfig:
+    """``word_garbage`` / ``phone_garbage``: JSGF weights of a filler word and of one garbage
+    phone against a command form (1.0); 0 leaves that garbage model out of the grammar.
+    ``verify``: the second pass, a log-likelihood ratio per frame between a command word's
+    segment and a free phone loop decoded in lockstep over the same audio; words scoring below
+    it are dropped (None turns the second pass off). ``beam``/``wbeam``/``pbeam``/``lw``/``wip``
+    are pocketsphinx's own settings."""
+
+    word_garbage: float = 0.0
+    phone_garbage: float = 0.0
+    verify: float | None = -0.004
+    beam: float = 1e-48
+    wbeam: float = 7e-29
+    pbeam: float = 1e-48
+    lw: float = 6.5
+    wip: float = 0.65
+
+
+def _model_dir() -> Path:
+    try:
+        from pocketsphinx import get_model_path
+    except ImportError:
+        raise RecognizerError("pocketsphinx is not installed (pip install pocketsphinx)") from None
+    return Path(get_model_path())
+
+
+_DICT_CACHE: dict[str, list[str]] | None = None
+
+
+def _cmudict() -> dict[str, list[str]]:
+    """word -> its pronunciations (first one first), read once per process from the wheel's
+    dictionary."""
+    global _DICT_CACHE
+    if _DICT_CACHE is None:
+        d: dict[str, list[str]] = {}
+        with open(_model_dir() / "en-us" / "cmudict-en-us.dict", encoding="utf-8") as f:
+            for line in f:
+                word, _, phones = line.strip().partition(" ")
+                base = word.split("(", 1)[0]
+                d.setdefault(base, []).append(phones)
+        _DICT_CACHE = d
+    return _DICT_CACHE
+
+
+class PocketSphinxRecognizer:
+    """pocketsphinx over a command grammar with garbage. ``phrases``: every surface form the
+    keyword dictionary accepts (single words and phrases)."""
+
+    def __init__(self, phrases: Iterable[str], config: PocketSphinxConfig | None = None) -> None:
+        from pocketsphinx import Config, Decoder
+
+        self.config = cfg = config or PocketSphinxConfig()
+        phrases = sorted(set(phrases))
+        if not phrases:
+            raise RecognizerError("no command phrases to recognize")
+        cmu = _cmudict()
+        words = sorted({w for p in phrases for w in p.split()})
+        missing = [w for w in words if w not in cmu]
+        if missing:
+            raise RecognizerError(f"no pronunciation for {missing} in pocketsphinx's dictionary")
+        fillers = [w for w in FILLER_WORDS if w in cmu and w not in words]
+        self._command_words = set(words)
+
+        lines = [f"{w}{'' if i == 0 else f'({i + 1})'} {p}" for w in sorted(set(words) | set(fillers))
+                 for i, p in enumerate(cmu[w])]
+        lines += [f"_{p.lower()} {p}" for p in _PHONES]
+        alts = [f"/1.0/ <cmd>"]
+        if cfg.word_garbage > 0:
+            alts.append(f"/{cfg.word_garbage:g}/ <filler>")
+        if cfg.phone_garbage > 0:
+            alts.append(f"/{cfg.phone_garbage:g}/ <phone>")
+        grammar = "\n".join([
+            "#JSGF V1.0;",
+            "grammar commands;",
+            "public <utt> = <item>+;",
+            f"<item> = {' | '.join(alts)};",
+            f"<cmd> = {' | '.join(phrases)};",
+            f"<filler> = {' | '.join(fillers)};",
+            f"<phone> = {' | '.join('_' + p.lower() for p in _PHONES)};",
+        ])
+        if len(alts) == 1:
+            grammar = grammar.replace("<item> = /1.0/ <cmd>;", "<item> = <cmd>;")
+        self.grammar = grammar
+        # pocketsphinx reads both files while the decoder is built; nothing refers to them later
+        with tempfile.TemporaryDirectory(prefix="synesthesia-ps-") as tmp:
+            dict_path = Path(tmp) / "commands.dict"
+            dict_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            gram_path = Path(tmp) / "commands.gram"
+            gram_path.write_text(grammar + "\n", encoding="utf-8")
+            # bestpath=False: with a looping grammar the lattice best-path pass can hang end_utt()
+            ps_config = Config(hmm=str(_model_dir() / "en-us" / "en-us"), dict=str(dict_path),
+                               jsgf=str(gram_path), lm=None, bestpath=False, beam=cfg.beam,
+                               wbeam=cfg.wbeam, pbeam=cfg.pbeam, lw=cfg.lw, wip=cfg.wip,
+                               loglevel="FATAL")
+            self._decoder = Decoder(ps_config)
+        self._phones: Any = None
+        if cfg.verify is not None:
+            model = _model_dir() / "en-us"
+            self._phones = Decoder(Config(hmm=str(model / "en-us"), allphone=str(model / "en-us-phone.lm.bin"),
+                                          lm=None, bestpath=False, loglevel="FATAL"))
+        self._in_utt = False
+
+    def start(self) -> None:
+        if self._in_utt:
+            self._end()
+        self._decoder.start_utt()
+        if self._phones is not None:
+            self._phones.start_utt()
+        self._in_utt = True
+
+    def _end(self) -> None:
+        self._decoder.end_utt()
+        if self._phones is not None:
+            self._phones.end_utt()
+        self._in_utt = False
+
+    def feed(self, audio: npt.NDArray[np.float32]) -> None:
+        if not self._in_utt:
+            self.start()
+        pcm = _pcm16(audio)
+        self._decoder.process_raw(pcm, False, False)
+        if self._phones is not None:
+            self._phones.process_raw(pcm, False, False)
+
+    def _hyp(self) -> Hypothesis | None:
+        if self._phones is None:
+            h = self._decoder.hyp()
+            words = h.hypstr.split() if h is not None and h.hypstr else []
+            kept = [w for w in words if w in self._command_words]
+            # the share of decoded words that are command words stands in for a confidence:
+            # a posterior needs the lattice pass that bestpath=False skips
+            return Hypothesis(" ".join(kept), len(kept) / len(words)) if kept else None
+        return self._verified()
+
+    def _verified(self) -> Hypothesis | None:
+        """Command words whose acoustic score beats the phone loop's over the same frames by
+        ``verify`` (log per frame). Scores come from the bindings as probabilities (logmath
+        exp), so they go back to logs here."""
+        segs = self._decoder.seg()  # can be None mid-utterance
+        if segs is None:
+            return None
+        words = [(w, s.start_frame, s.end_frame, s.ascore) for s in segs
+                 if (w := s.word.split("(", 1)[0]) in self._command_words]
+        if not words:
+            return None
+        per_frame: dict[int, float] = {}
+        for p in self._phones.seg() or ():
+            n = p.end_frame - p.start_frame + 1
+            lp = math.log(max(p.ascore, 1e-300)) / n
+            for f in range(p.start_frame, p.end_frame + 1):
+                per_frame[f] = lp
+        threshold = self.config.verify
+        kept, scores = [], []
+        for w, a, b, ascore in words:
+            n = b - a + 1
+            loop = math.fsum(per_frame.get(f, 0.0) for f in range(a, b + 1))
+            llr = (math.log(max(ascore, 1e-300)) - loop) / n
+            if threshold is None or llr >= threshold:
+                kept.append(w)
+                scores.append(llr)
+        if not kept:
+            return None
+        # map the ratio to 0..1: 0.5 at the threshold, rising as the word beats the loop
+        margin = min(scores) - (threshold or 0.0)
+        return Hypothesis(" ".join(kept), 1.0 / (1.0 + math.exp(-margin * 1000.0)))
+
+    def partial(self) -> Hypothesis | None:
+        return self._hyp() if self._in_utt else None
+
+    def finish(self) -> Hypothesis:
+        if not self._in_utt:
+            return Hypothesis("", 0.0)
+        self._end()
+        return self._hyp() or Hypothesis("", 0.0)
+
+
+class VoskRecognizer:
+    """Vosk (Kaldi) over a model directory the user supplies; nothing is downloaded."""
+
+    def __init__(self, model_dir: str | Path, phrases: Iterable[str] | None = None) -> None:
+        path = Path(model_dir)
+        if not path.is_dir():
+            raise RecognizerError(
+                f"Vosk model directory not found: {path} (download a model from "
+                "alphacephei.com/vosk/models and unpack it there; it is never fetched at run time)")
+        if not (path / "am").is_dir() and not (path / "final.mdl").exists():
+            raise RecognizerError(f"{path} does not look like a Vosk model directory (no am/ inside)")
+        try:
+            import vosk
+        except ImportError:
+            raise RecognizerError("Vosk is not installed: pip install 'synesthesia[vosk]'") from None
+        vosk.SetLogLevel(-1)
+        try:
+            self._model = vosk.Model(str(path))
+        except Exception as e:  # vosk raises a bare Exception when Kaldi cannot load the model
+            raise RecognizerError(f"Vosk cannot load the model in {path}: {e}") from None
+        self._vosk = vosk
+        self._phrases = sorted(set(phrases)) if phrases else None
+        self._rec: Any = None
+
+    def start(self) -> None:
+        if self._phrases:
+            grammar = json.dumps([*self._phrases, "[unk]"])
+            self._rec = self._vosk.KaldiRecognizer(self._model, 16000, grammar)
+        else:
+            self._rec = self._vosk.KaldiRecognizer(self._model, 16000)
+        self._rec.SetWords(True)
+
+    def feed(self, audio: npt.NDArray[np.float32]) -> None:
+        if self._rec is None:
+            self.start()
+        self._rec.AcceptWaveform(_pcm16(audio))
+
+    def partial(self) -> Hypothesis | None:
+        if self._rec is None:
+            return None
+        text = json.loads(self._rec.PartialResult()).get("partial", "").replace("[unk]", "").strip()
+        return Hypothesis(" ".join(text.split()), 0.5) if text else None
+
+    def finish(self) -> Hypothesis:
+        if self._rec is None:
+            return Hypothesis("", 0.0)
+        res = json.loads(self._rec.FinalResult())
+        self._rec = None
+        words = [w for w in res.get("result", []) if w.get("word") != "[unk]"]
+        if not words:
+            return Hypothesis("", 0.0)
+        conf = math.fsum(float(w.get("conf", 0.0)) for w in words) / len(words)
+        return Hypothesis(" ".join(w["word"] for w in words), conf)

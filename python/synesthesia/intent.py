@@ -1,0 +1,214 @@
+"""Keyword NLP for the nlp stage (runs in the nlp process; in-process in tests and the bench):
+turns a transcript, spoken or typed, into an `Intent` (canonical keywords, weights, a prompt for
+the world) through a weighted keyword dictionary loaded from TOML.
+
+The dictionary is compiled once into a dict from surface form (a word, or a phrase of up to
+`max_phrase` words) to its entry, so matching a transcript is one dict lookup per word and phrase
+length: a few microseconds for a spoken command.
+
+Partial transcripts may raise early intents; `IntentTracker` makes the final transcript confirm
+or retract them, per utterance (trace id).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from synesthesia.errors import VocabularyError
+
+__all__ = ["Keyword", "Vocabulary", "Intent", "IntentTracker", "load_vocabulary", "CATEGORY_ORDER"]
+
+# Prompt fragments are joined in this order so "gold" + "desert" + "sunset" reads naturally.
+CATEGORY_ORDER = ("scene", "time", "weather", "effect", "colour", "tempo")
+_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    word: str  # canonical
+    category: str
+    weight: float
+    prompt: str
+    forms: tuple[str, ...]  # every surface form, the canonical word included
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What the world should change. ``keywords`` are canonical words in order of first mention;
+    ``final`` is False for an early intent from a partial transcript; ``retracted`` lists the
+    keywords an earlier partial intent of the same trace announced that the final one dropped."""
+
+    trace_id: str
+    keywords: tuple[str, ...]
+    weights: tuple[float, ...]
+    prompt: str
+    text: str
+    final: bool = True
+    source: str = "speech"  # "speech" or "typed"
+    retracted: tuple[str, ...] = ()
+    t_transcript_ns: int = 0  # CLOCK_MONOTONIC of the transcript it came from
+    t_intent_ns: int = field(default_factory=time.monotonic_ns)
+
+
+class Vocabulary:
+    """A compiled keyword dictionary. `match` returns the canonical keywords in a text."""
+
+    def __init__(self, keywords: Iterable[Keyword]) -> None:
+        self.keywords: dict[str, Keyword] = {}
+        self._forms: dict[str, Keyword] = {}
+        for kw in keywords:
+            if kw.word in self.keywords:
+                raise VocabularyError(f"keyword {kw.word!r} is defined twice")
+            self.keywords[kw.word] = kw
+            for form in kw.forms:
+                other = self._forms.get(form)
+                if other is not None and other is not kw:
+                    raise VocabularyError(f"form {form!r} belongs to both {other.word!r} and {kw.word!r}")
+                self._forms[form] = kw
+        self.max_phrase = max((f.count(" ") + 1 for f in self._forms), default=1)
+        # first word of a phrase -> the phrase lengths starting with it, longest first, so most
+        # words cost a single dict lookup and no string joins
+        heads: dict[str, set[int]] = {}
+        for f in self._forms:
+            parts = f.split(" ")
+            if len(parts) > 1:
+                heads.setdefault(parts[0], set()).add(len(parts))
+        self._heads = {w: sorted(ks, reverse=True) for w, ks in heads.items()}
+        self._order = {c: i for i, c in enumerate(CATEGORY_ORDER)}
+
+    @property
+    def forms(self) -> Mapping[str, Keyword]:
+        """Every surface form (single words and space-separated phrases) -> its keyword."""
+        return self._forms
+
+    def words(self) -> set[str]:
+        """Every single word that occurs in some form: what a recognizer must be able to say."""
+        return {w for f in self._forms for w in f.split()}
+
+    def match(self, text: str) -> list[Keyword]:
+        """Keywords in order of first mention; the longest phrase wins where forms overlap
+        ("clear skies" is one match, not "clear" then a stray "skies")."""
+        tokens = _TOKEN.findall(text.lower())
+        found: list[Keyword] = []
+        i, n, forms, heads = 0, len(tokens), self._forms, self._heads
+        while i < n:
+            tok = tokens[i]
+            kw = None
+            step = 1
+            for k in heads.get(tok, ()):
+                if i + k <= n:
+                    kw = forms.get(" ".join(tokens[i : i + k]))
+                    if kw is not None:
+                        step = k
+                        break
+            if kw is None:
+                kw = forms.get(tok)
+            if kw is not None and kw not in found:
+                found.append(kw)
+            i += step
+        return found
+
+    def prompt(self, keywords: Iterable[Keyword]) -> str:
+        parts = sorted((k for k in keywords if k.prompt), key=lambda k: self._order.get(k.category, 99))
+        return ", ".join(k.prompt for k in parts)
+
+    def intent(self, text: str, trace_id: str, *, final: bool = True, source: str = "speech",
+               t_transcript_ns: int = 0) -> Intent | None:
+        """The intent a transcript carries, or None when it names no keyword."""
+        found = self.match(text)
+        if not found:
+            return None
+        return Intent(trace_id, tuple(k.word for k in found), tuple(k.weight for k in found),
+                      self.prompt(found), text, final, source, (), t_transcript_ns)
+
+
+def _entry(word: str, raw: Any) -> Keyword:
+    where = f"keywords.{word}"
+    if not isinstance(raw, dict):
+        raise VocabularyError(f"{where}: expected a table, got {type(raw).__name__}")
+    unknown = set(raw) - {"category", "weight", "forms", "prompt"}
+    if unknown:
+        raise VocabularyError(f"{where}: unknown key(s) {sorted(unknown)}")
+    category = raw.get("category")
+    if category not in CATEGORY_ORDER:
+        raise VocabularyError(f"{where}.category = {category!r}: expected one of {CATEGORY_ORDER}")
+    weight = raw.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise VocabularyError(f"{where}.weight = {weight!r}: expected a number in 0..1")
+    forms = raw.get("forms", [])
+    if not isinstance(forms, list) or not all(isinstance(f, str) for f in forms):
+        raise VocabularyError(f"{where}.forms = {forms!r}: expected a list of strings")
+    prompt = raw.get("prompt", "")
+    if not isinstance(prompt, str):
+        raise VocabularyError(f"{where}.prompt = {prompt!r}: expected a string")
+    norm = []
+    for f in [word, *forms]:
+        tokens = _TOKEN.findall(f.lower())
+        if not tokens or " ".join(tokens) != f.lower().strip():
+            raise VocabularyError(f"{where}: form {f!r} must be lower-case words separated by spaces")
+        norm.append(" ".join(tokens))
+    return Keyword(word, category, float(weight), prompt, tuple(dict.fromkeys(norm)))
+
+
+def load_vocabulary(path: str | Path | None = None) -> Vocabulary:
+    """The dictionary at ``path``, or the default one shipped in the package."""
+    try:
+        if path is None:
+            text = resources.files("synesthesia").joinpath("vocabulary.toml").read_text("utf-8")
+            where = "synesthesia/vocabulary.toml"
+        else:
+            text, where = Path(path).read_text("utf-8"), str(path)
+    except OSError as e:
+        raise VocabularyError(f"cannot read vocabulary {path}: {e}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise VocabularyError(f"{where}: {e}") from None
+    table = data.get("keywords")
+    if not isinstance(table, dict) or not table:
+        raise VocabularyError(f"{where}: no [keywords.<word>] tables")
+    return Vocabulary(_entry(w, raw) for w, raw in table.items())
+
+
+class IntentTracker:
+    """Per-utterance bookkeeping between partial and final transcripts.
+
+    A partial transcript publishes an early intent when it names a keyword no earlier intent of
+    the trace announced. The final transcript always publishes (when it names a keyword, or to
+    retract announced ones) a final intent listing what it dropped."""
+
+    def __init__(self, vocabulary: Vocabulary) -> None:
+        self.vocabulary = vocabulary
+        self._announced: dict[str, tuple[str, ...]] = {}
+
+    def partial(self, trace_id: str, text: str, t_transcript_ns: int = 0) -> Intent | None:
+        found = self.vocabulary.match(text)
+        before = self._announced.get(trace_id, ())
+        new = [k for k in found if k.word not in before]
+        if not new:
+            return None
+        merged = [self.vocabulary.keywords[w] for w in before] + new
+        self._announced[trace_id] = tuple(k.word for k in merged)
+        return Intent(trace_id, tuple(k.word for k in merged), tuple(k.weight for k in merged),
+                      self.vocabulary.prompt(merged), text, False, "speech", (), t_transcript_ns)
+
+    def final(self, trace_id: str, text: str, t_transcript_ns: int = 0, source: str = "speech") -> Intent | None:
+        found = self.vocabulary.match(text)
+        before = self._announced.pop(trace_id, ())
+        words = tuple(k.word for k in found)
+        retracted = tuple(w for w in before if w not in words)
+        if not found and not retracted:
+            return None
+        return Intent(trace_id, words, tuple(k.weight for k in found), self.vocabulary.prompt(found),
+                      text, True, source, retracted, t_transcript_ns)
+
+    def typed(self, trace_id: str, text: str) -> Intent | None:
+        """Typed text goes through the same path as a final transcript."""
+        return self.final(trace_id, text, time.monotonic_ns(), source="typed")
