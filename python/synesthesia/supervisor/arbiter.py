@@ -55,7 +55,13 @@ _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 def default_graph(settings: Settings) -> list[StageSpec]:
     """The stages of a run, upstream first (also the start order; stop runs upstream first
     too, so nothing new enters a pipeline that is draining)."""
-    specs = [
+    specs = []
+    # Hearing is not critical: without it the picture keeps moving and typed prompts still work.
+    if settings.capture.source != "browser":  # the browser's mic arrives through the serve stage
+        specs.append(StageSpec("capture", "synesthesia.stages.capture", critical=False))
+    specs += [
+        StageSpec("listen", "synesthesia.stages.listen", critical=False),
+        StageSpec("nlp", "synesthesia.stages.nlp", critical=False),
         StageSpec("world", "synesthesia.stages.world"),
         StageSpec("encode", "synesthesia.stages.encode"),
     ]

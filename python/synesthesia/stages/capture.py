@@ -1,0 +1,68 @@
+"""Capture stage: an audio source -> 16 kHz mono float32 chunks on the audio ring.
+
+Runs in its own process: a shell over :mod:`synesthesia.hearing.sources`. Sources: `demo` (the
+bundled spoken demo, looped), `mic` (sounddevice; `capture.device` picks one), a WAV/FLAC path,
+`tone[:HZ]` or `silence`. Each 512-sample chunk carries its capture time.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from synesthesia import shm
+from synesthesia.errors import AudioSourceError
+from synesthesia.hearing.sources import AudioSource, FileSource, MicSource, open_source
+from synesthesia.stages.host import StageContext
+
+
+def demo_path() -> Path:
+    return Path(str(resources.files("synesthesia") / "data" / "demo.flac"))
+
+
+def open_configured(ctx: StageContext) -> AudioSource:
+    cfg = ctx.settings.capture
+    if cfg.source == "demo":
+        return FileSource(demo_path(), realtime=True)
+    if cfg.source == "mic":
+        device: int | str | None = cfg.device
+        if isinstance(device, str) and device.isdigit():
+            device = int(device)
+        return MicSource(device)
+    return open_source(cfg.source, realtime=cfg.realtime)
+
+
+def main(ctx: StageContext) -> None:
+    cfg = ctx.settings.capture
+    ring = shm.FrameRing.attach(ctx.rings["audio"])
+    chunks = 0
+    try:
+        while not ctx.stop.is_set():
+            try:
+                source = open_configured(ctx)
+            except AudioSourceError as e:
+                # No microphone, a bad file: say so once and stop cleanly rather than crash-loop.
+                ctx.log.error("%s", e)
+                ctx.stop.wait()
+                return
+            with source:
+                for chunk in source:
+                    ctx.tick()
+                    if ctx.stop.is_set():
+                        break
+                    with ring.write() as slot:
+                        n = min(len(chunk.samples), slot.array.shape[0])
+                        slot.array[:n] = chunk.samples[:n]
+                        slot.array[n:] = 0.0
+                        slot.meta.t_source_ns = chunk.t_capture_ns
+                        slot.meta.frame = chunk.offset
+                    chunks += 1
+                    if chunks % 32 == 0:
+                        ctx.status.update(chunks=chunks)
+            looping = cfg.loop and cfg.source not in ("mic",)
+            if not looping:
+                ctx.log.info("audio source %s ended after %d chunks", cfg.source, chunks)
+                ctx.stop.wait()
+                return
+    finally:
+        ring.close()

@@ -1,0 +1,74 @@
+"""Listen stage: audio ring -> VAD + streaming recognizer -> speech and transcript events.
+
+Runs in its own process: a shell over :class:`synesthesia.hearing.listener.Listener` (silero VAD
+through onnxruntime, pocketsphinx by default, Vosk when `listen.vosk_model` is set). It reads
+every chunk in order (audio is not skippable like frames) and reports any it lost.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from synesthesia import shm
+from synesthesia.hearing import build_recognizer
+from synesthesia.hearing import listener as hl
+from synesthesia.hearing.sources import AudioChunk
+from synesthesia.intent import load_vocabulary
+from synesthesia.messages import FrameStats, SpeechEnd, SpeechStart, TranscriptFinal, TranscriptPartial, new_trace_id
+from synesthesia.stages.host import StageContext
+
+
+def to_message(event: hl.Event) -> SpeechStart | SpeechEnd | TranscriptPartial | TranscriptFinal:
+    tid = int(event.trace_id)
+    if isinstance(event, hl.SpeechStart):
+        return SpeechStart(trace_id=tid, t_audio_ns=event.t_capture_ns)
+    if isinstance(event, hl.SpeechEnd):
+        return SpeechEnd(trace_id=tid, t_audio_ns=event.t_capture_ns)
+    if isinstance(event, hl.TranscriptPartial):
+        return TranscriptPartial(trace_id=tid, text=event.text, confidence=event.confidence)
+    return TranscriptFinal(trace_id=tid, text=event.text, confidence=event.confidence,
+                           t_speech_end_ns=event.t_speech_end_ns)
+
+
+def main(ctx: StageContext) -> None:
+    cfg = ctx.settings
+    vocab = load_vocabulary(cfg.nlp.vocabulary)
+    recognizer = build_recognizer(vocab, vosk_model=cfg.listen.vosk_model)
+    listener = hl.Listener(recognizer, new_trace_id=lambda: str(new_trace_id()))
+    ring = shm.FrameRing.attach(ctx.rings["audio"])
+    # Start from the newest chunk: whatever was captured before this process existed is stale.
+    ring.seek(ring.head)
+    lost = processed = 0
+    times: list[float] = []
+    last = time.monotonic()
+    try:
+        while not ctx.stop.is_set():
+            ctx.tick()
+            rec = ring.read(timeout=0.1)
+            if rec is None:
+                continue
+            samples = rec.array.copy()
+            if not rec.valid():
+                lost += 1
+                continue
+            if rec.missed:
+                lost += rec.missed
+                ctx.log.warning("lost %d audio chunks (%.0f ms): this stage fell behind", rec.missed, rec.missed * 32)
+            t0 = time.perf_counter()
+            events = listener.process(AudioChunk(samples, int(rec.meta.frame), rec.meta.t_source_ns))
+            times.append((time.perf_counter() - t0) * 1e6)
+            processed += 1
+            for event in events:
+                ctx.publish(to_message(event))
+            now = time.monotonic()
+            if now - last >= 1.0 and times:
+                a = np.asarray(times)
+                ctx.publish(FrameStats(stage=ctx.name, stream="audio", frames=processed, dropped=lost,
+                                       fps=len(a) / (now - last), latency_p50_us=float(np.median(a)),
+                                       latency_p99_us=float(np.percentile(a, 99))))
+                times.clear()
+                last = now
+    finally:
+        ring.close()
