@@ -199,6 +199,8 @@ def hop_of(msg: Message) -> str | None:
     hop = _MESSAGE_HOPS.get(msg.KIND)
     if hop is None or not getattr(msg, "trace_id", 0):
         return None
+    if getattr(msg, "provisional", False):
+        return None  # an early guess from a partial transcript; the world acts on the final one
     return hop
 
 

@@ -56,7 +56,8 @@ def main(ctx: StageContext) -> None:
                          confirms=earlier if found.keywords else 0,
                          retracts=earlier if found.retracted else 0, source=found.source)
             ctx.publish(out)
-            tracing.stamp("intent", tid, out.t_ns, stage="nlp", nlp_ms=nlp_ms)
+            if found.final:
+                tracing.stamp("intent", tid, out.t_ns, stage="nlp", nlp_ms=nlp_ms)
             published += 1
             ctx.status.update(intents=published, nlp_ms=round(nlp_ms, 4))
     finally:

@@ -2,7 +2,8 @@
 
 Runs in its own process: a shell over a :mod:`synesthesia.world` backend driven by a
 :class:`~synesthesia.world.Pacer`. Intents arrive on the bus (`nlp.intent`); the first frame
-that shows one is announced as `world.applied` and every frame carries the trace ids of the
+that shows one is announced as `world.applied` (provisional intents from partial transcripts
+are shown in the viewer but not rendered) and every frame carries the trace ids of the
 intents it reflects. Audio chunks from the audio ring feed the spectral pulse (the fast path
 that moves the picture before recognition finishes).
 """
@@ -107,7 +108,11 @@ def main(ctx: StageContext) -> None:
             got = sub.recv(timeout=0.1)
             if got is not None and isinstance(got[1], Intent):
                 msg = got[1]
-                if msg.retracts and not msg.keywords:
+                if msg.provisional:
+                    # Early guesses from partial transcripts flicker (a word heard for 100 ms);
+                    # the picture follows the final intent, the spectral pulse covers the wait.
+                    continue
+                if not msg.keywords:
                     continue  # a retraction alone: the world keeps easing toward what it has
                 intent = WorldIntent(keywords=dict(zip(msg.keywords, msg.weights)), prompt=msg.prompt,
                                      trace_id=str(msg.trace_id), t_ns=msg.t_ns)
