@@ -45,7 +45,8 @@ class StageContext:
     # The stage keeps this current; it rides on heartbeats and answers `status`.
     status: dict[str, Any] = field(default_factory=dict)
     commands: dict[str, Handler] = field(default_factory=dict)
-    last_tick: float = field(default_factory=time.monotonic)
+    # 0 until the stage's loop first turns: a stage counts as running only from then on.
+    last_tick: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def tick(self) -> None:
