@@ -550,6 +550,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError:
         pass
     prov["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    busiest = max(float(x) for x in str(prov["load average at start"]).split() + str(prov["load average at end"]).split())
+    if busiest > (os.cpu_count() or 1) * 0.75:
+        notes.append(
+            f"The machine was busy (1-minute load up to {busiest:.1f} on {os.cpu_count()} cores, from other work): "
+            "receivers and senders wait for a CPU, caches are cold after every sleep, and a spinning reader is "
+            "preempted. Treat these figures as upper bounds for the quiet machine the targets assume."
+        )
     text = markdown(prov, rows, thr, copy_us, copy_gbs, ctl, idle, notes)
     print(text)
     if args.out:

@@ -424,7 +424,8 @@ class FrameRing(_Ring):
     @classmethod
     def create(cls, name: str, shape: tuple[int, ...] | int, dtype: npt.DTypeLike, slots: int) -> FrameRing:
         """Create a ring of ``slots`` frames of ``shape`` and ``dtype``. The calling process
-        owns it: it must :meth:`unlink` it (done at exit if forgotten)."""
+        owns it: it must :meth:`unlink` it (done at a clean exit if forgotten). A name that is
+        already taken raises ``FileExistsError``: :func:`cleanup` a crashed run's prefix first."""
         shape_t = (shape,) if isinstance(shape, int) else tuple(shape)
         if not shape_t or any(not isinstance(n, (int, np.integer)) or n <= 0 for n in shape_t):
             raise RingArgumentError(f"shape: expected positive ints, got {shape!r}", "shape")
