@@ -652,8 +652,14 @@ def markdown(
     if au and aus:
         lines.append(f"| 2 KiB audio chunk p50 <= 20 us | {au.p50_us:.1f} us from publish ({aus.p50_us:.1f} us from the send call) | {yes(au.p50_us <= 20)} |")
     lines.append(f"| control message round trip p99 <= 300 us | {ctl[1]:.0f} us | {yes(ctl[1] <= 300)} |")
-    if notes:
-        lines += ["", "## Notes", "", *(f"- {n}" for n in notes)]
+    notes = notes + [
+        "Core-level probe without Python (a forked writer and a reader on a shared mapping, default wait "
+        "policy, publish -> reader sees the record): `DIAG_CAP=2048 cargo test -p synesthesia-core --release "
+        "diag_latency_across -- --ignored --nocapture` (2 KiB) or without `DIAG_CAP` (2.7 MB frames). The "
+        "difference to the `from publish` rows is the Python side of a read (returning through PyO3 and building "
+        "the record), which on a busy machine runs on cold caches.",
+    ]
+    lines += ["", "## Notes", "", *(f"- {n}" for n in notes)]
     return "\n".join(lines) + "\n"
 
 
