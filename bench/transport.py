@@ -545,6 +545,10 @@ def main(argv: list[str] | None = None) -> int:
     copy_us, copy_gbs = memcpy_row(200)
     ctl = control_round_trip(rundir, 200 if args.quick else 1000)
     idle = idle_reader_cpu(1.0)
+    # The receivers bound the zmq ipc sockets; the files outlive them.
+    for f in rundir.iterdir():
+        if f.is_socket():
+            f.unlink()
     try:
         rundir.rmdir()
     except OSError:
