@@ -46,7 +46,14 @@ def _strategy(tp: Any) -> st.SearchStrategy[Any]:
 
 def _message(cls: type[m.Message]) -> st.SearchStrategy[m.Message]:
     hints = typing.get_type_hints(cls)
-    return st.builds(cls, **{f.name: _strategy(hints[f.name]) for f in dataclasses.fields(cls)})
+    fields = {f.name: _strategy(hints[f.name]) for f in dataclasses.fields(cls)}
+    if cls is m.Intent:
+        # Keywords and weights pair up.
+        pairs = st.lists(st.tuples(_text, _floats), max_size=6)
+        return pairs.flatmap(
+            lambda kw: st.builds(cls, **{**fields, "keywords": st.just(tuple(k for k, _ in kw)), "weights": st.just(tuple(w for _, w in kw))})
+        )
+    return st.builds(cls, **fields)
 
 
 @settings(max_examples=80, deadline=None)
@@ -92,6 +99,7 @@ def test_bad_messages_are_rejected_with_a_reason() -> None:
     assert _reason(_raw(pid=True)) == "invalid"
     assert _reason(msgpack.packb({"_t": "heartbeat", "_v": m.SCHEMA_VERSION})) == "invalid"  # missing fields
     assert _reason(msgpack.packb({"_t": "intent", "_v": 1, "trace_id": 1, "intent_id": 1, "keywords": ["a", 2]})) == "invalid"
+    assert _reason(msgpack.packb({"_t": "intent", "_v": 1, "trace_id": 1, "intent_id": 1, "keywords": ["a"], "weights": []})) == "invalid"
     assert _reason(b"\x00" * (m.MAX_MESSAGE_BYTES + 1)) == "oversized"
     assert _reason(_raw(), limit=10) == "oversized"
     assert _reason(m.encode(m.LogLine(stage="a", level="info", text="x")), expect=m.Heartbeat) == "unexpected"

@@ -74,6 +74,10 @@ class Message:
 
     t_ns: int = field(default_factory=_now)
 
+    def validate(self) -> None:
+        """Checks across fields (types are checked by :func:`encode` and :func:`decode`);
+        raises :class:`MessageError` with reason ``"invalid"``."""
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SpeechStart(Message):
@@ -129,6 +133,10 @@ class Intent(Message):
     confirms: int = 0
     retracts: int = 0
     source: str = "speech"  # speech | typed | touch
+
+    def validate(self) -> None:
+        if len(self.keywords) != len(self.weights):
+            raise MessageError(f"intent: {len(self.keywords)} keywords but {len(self.weights)} weights", "invalid")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -291,6 +299,7 @@ def encode(msg: Message, *, limit: int = MAX_MESSAGE_BYTES) -> bytes:
     cls = type(msg)
     if registry.get(cls.KIND) is not cls:
         raise MessageError(f"{cls.__name__} is not a registered message type", "unknown")
+    msg.validate()
     body: dict[str, Any] = {"_t": cls.KIND, "_v": SCHEMA_VERSION}
     for name, tp in _fields(cls).items():
         # Validating on the way out too means a sender learns about a bad field, not every receiver.
@@ -319,9 +328,11 @@ def from_dict(body: Mapping[str, Any]) -> Message:
         raise MessageError(f"{kind}: unknown fields {sorted(map(str, extra))}", "invalid")
     values = {name: _check(body[name], tp, f"{kind}.{name}") for name, tp in hints.items() if name in body}
     try:
-        return cls(**values)
+        msg = cls(**values)
     except TypeError as e:  # a required field is missing
         raise MessageError(f"{kind}: {e}", "invalid") from None
+    msg.validate()
+    return msg
 
 
 def decode(data: bytes, *, limit: int = MAX_MESSAGE_BYTES, expect: type[M] | None = None) -> Message:

@@ -424,7 +424,8 @@ class FrameRing(_Ring):
     @classmethod
     def create(cls, name: str, shape: tuple[int, ...] | int, dtype: npt.DTypeLike, slots: int) -> FrameRing:
         """Create a ring of ``slots`` frames of ``shape`` and ``dtype``. The calling process
-        owns it: it must :meth:`unlink` it (done at exit if forgotten)."""
+        owns it: it must :meth:`unlink` it (done at a clean exit if forgotten). A name that is
+        already taken raises ``FileExistsError``: :func:`cleanup` a crashed run's prefix first."""
         shape_t = (shape,) if isinstance(shape, int) else tuple(shape)
         if not shape_t or any(not isinstance(n, (int, np.integer)) or n <= 0 for n in shape_t):
             raise RingArgumentError(f"shape: expected positive ints, got {shape!r}", "shape")
@@ -488,20 +489,23 @@ class FrameRing(_Ring):
         views = self._views(True)
         return _Writing(self, WriteSlot(seq, views[seq % self.slots], self.capacity))
 
-    def _record(self, raw: _Raw | None) -> FrameRecord | None:
+    def _record(self, native: _native.Ring, raw: _Raw | None) -> FrameRecord | None:
         if raw is None:
             return None
-        return FrameRecord(self._native_ring(), raw, self._views(False)[raw[0] % self.slots])
+        views = self._read_views or self._views(False)
+        return FrameRecord(native, raw, views[raw[0] % self.slots])
 
     def read(self, timeout: float | None = None) -> FrameRecord | None:
         """The next unread frame (oldest first, skipping overwritten ones), waiting up to
         ``timeout`` seconds; ``None`` if none came."""
-        return self._record(self._native_ring().next(timeout))
+        native = self._native_ring()
+        return self._record(native, native.next(timeout))
 
     def read_latest(self, timeout: float | None = None) -> FrameRecord | None:
         """The newest frame if it is newer than the last one this handle returned, waiting up to
         ``timeout`` seconds; ``None`` if none came."""
-        return self._record(self._native_ring().latest(timeout))
+        native = self._native_ring()
+        return self._record(native, native.latest(timeout))
 
 
 class ByteRing(_Ring):
@@ -549,19 +553,21 @@ class ByteRing(_Ring):
         seq, _ = self._native_ring().push(data, m.frame, m.flags, m.t_source_ns, m._trace_array())
         return seq
 
-    def _record(self, raw: _Raw | None) -> ByteRecord | None:
+    def _record(self, native: _native.Ring, raw: _Raw | None) -> ByteRecord | None:
         if raw is None:
             return None
         off = raw[1]
-        return ByteRecord(self._native_ring(), raw, self._buf()[off : off + raw[3]].toreadonly())
+        return ByteRecord(native, raw, self._buf()[off : off + raw[3]].toreadonly())
 
     def read(self, timeout: float | None = None) -> ByteRecord | None:
         """The next unread record, waiting up to ``timeout`` seconds; ``None`` if none came."""
-        return self._record(self._native_ring().next(timeout))
+        native = self._native_ring()
+        return self._record(native, native.next(timeout))
 
     def read_latest(self, timeout: float | None = None) -> ByteRecord | None:
         """The newest record if newer than the last one returned; ``None`` on timeout."""
-        return self._record(self._native_ring().latest(timeout))
+        native = self._native_ring()
+        return self._record(native, native.latest(timeout))
 
 
 def segments(prefix: str) -> list[str]:

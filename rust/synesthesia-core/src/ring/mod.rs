@@ -544,9 +544,9 @@ impl Ring {
         self.head() > after
     }
 
-    // If the writer has opened record `after` (see `begin_write`), nap until shortly before its
-    // usual fill time is up, then spin across the publish. Bounded: a writer that died
-    // mid-write, or one far slower than usual, costs at most `2 * lead` of spinning per call.
+    // If the writer has opened record `after` (see `begin_write`), spin until its usual fill time
+    // is up (napping first if that is far off). Bounded: a writer that died mid-write, or one far
+    // slower than usual, costs at most `4 * lead` of spinning per call.
     fn catch_announced(&self, after: u64, lead: u64, deadline: Option<Instant>) -> bool {
         if lead == 0 || self.a64(OFF_WRITING).load(Ordering::SeqCst) != after + 1 {
             return false;
@@ -557,14 +557,16 @@ impl Ring {
         if began == 0 || now >= expected + lead {
             return false;
         }
-        if now + lead < expected {
+        // A second nap would cost a second cold wake-up, whose lateness under load easily exceeds
+        // the lead; only worth it when the fill is far from done.
+        if now + 4 * lead < expected {
             let nap = Duration::from_nanos(expected - lead - now);
             let nap = deadline.map_or(nap, |d| nap.min(d.saturating_duration_since(Instant::now())));
             if self.block(after, Some(nap)) {
                 return true;
             }
         }
-        self.spin_until(after, (expected + lead).min(monotonic_ns() + 2 * lead), deadline)
+        self.spin_until(after, expected + lead, deadline)
     }
 
     // One futex sleep of at most `timeout`; true if the record arrived.

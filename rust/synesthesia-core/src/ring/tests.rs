@@ -3,6 +3,7 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::sync::Arc;
 use std::thread;
 
+
 /// A 64-byte aligned heap block standing in for a shared-memory mapping.
 struct Mem {
     ptr: *mut u8,
@@ -340,4 +341,38 @@ fn diag_latency_of_announced_writes() {
     }
     writer.join().unwrap();
     println!("latencies us: {lat:?}; fill {} us", r.a64(OFF_FILL).load(Ordering::Relaxed) / 1000);
+}
+
+#[test]
+#[ignore = "diagnostic: cross-process wake-up latencies; run with --ignored --nocapture"]
+fn diag_latency_across_processes() {
+    let cap: usize = std::env::var("DIAG_CAP").ok().and_then(|v| v.parse().ok()).unwrap_or(704 * 1280 * 3);
+    let len = layout::segment_size(4, cap).unwrap();
+    // SAFETY: a fresh shared anonymous mapping, inherited by the forked child.
+    let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0) } as *mut u8;
+    let r = unsafe { Ring::create(ptr, len, Geometry { kind: Kind::Bytes, slots: 4, capacity: cap }, b"") }.unwrap();
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let src = vec![7u8; cap];
+        thread::sleep(Duration::from_millis(200));
+        for i in 0..40u64 {
+            thread::sleep(Duration::from_millis(40));
+            let g = r.begin_write(true);
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), ptr.add(g.offset), cap) };
+            r.publish(g, cap, &meta(i)).unwrap();
+        }
+        unsafe { libc::_exit(0) };
+    }
+    let mut c = Cursor::default();
+    let mut lat = vec![];
+    while lat.len() < 40 {
+        if let Some(rec) = r.next_record(&mut c) {
+            lat.push((monotonic_ns() - rec.meta.t_publish_ns) / 1000);
+        } else {
+            r.wait(c.next, Some(Duration::from_secs(5)), WaitPolicy::default());
+        }
+    }
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    lat.sort();
+    println!("latencies us (sorted): {lat:?}");
 }
