@@ -404,7 +404,14 @@ def run_pipeline(settings: Any, graph: Sequence[Any] | None, drive: Driver, trac
                 if time.monotonic() > deadline:
                     errors.append(f"no encoded frame within {startup_timeout_s:g} s of start")
                     return
-            time.sleep(0.3)  # let subscriptions settle: PUB/SUB joins are asynchronous
+            # Every stage's loop must be turning (so its subscriptions exist) before the first prompt.
+            while not all(w.state.value == "running" for w in arbiter.watchers.values()):
+                if arbiter.stop_requested.is_set() or time.monotonic() > deadline:
+                    errors.append("not every stage reached the running state: "
+                                  + ", ".join(f"{w.name} {w.state.value}" for w in arbiter.watchers.values()))
+                    return
+                time.sleep(0.1)
+            time.sleep(1.0)  # let subscriptions settle: PUB/SUB joins are asynchronous
             drive(arbiter, tap, progress)
         except Exception as e:  # report, then stop the engine: never leave it running
             errors.append(f"driver failed: {type(e).__name__}: {e}")
