@@ -70,12 +70,15 @@ Event = SpeechStart | SpeechEnd | TranscriptPartial | TranscriptFinal
 class ListenerConfig:
     """``preroll_ms``: audio kept from before the VAD's start decision and fed to the recognizer
     (the VAD confirms speech after it began). ``partial_every``: windows between partial
-    transcripts. ``max_utterance_s``: an utterance is cut there so a never-ending noise cannot
+    transcripts. ``stable_partials``: a partial transcript carries only the leading words that the
+    last that many recognizer hypotheses agree on (a word that flickers in and out of the best
+    path would otherwise raise and retract early intents). ``max_utterance_s``: an utterance is cut there so a never-ending noise cannot
     hold the recognizer open."""
 
     endpointer: EndpointerConfig = EndpointerConfig()
     preroll_ms: int = 320
-    partial_every: int = 2
+    partial_every: int = 1
+    stable_partials: int = 2
     max_utterance_s: float = 12.0
 
 
@@ -98,6 +101,7 @@ class Listener:
         self.trace_id: str | None = None
         self._windows = 0
         self._last_partial = ""
+        self._recent: deque[tuple[str, ...]] = deque(maxlen=max(1, cfg.stable_partials))
         self.vad_ns: list[int] = []  # per-window VAD time, for the bench
 
     def reset(self) -> None:
@@ -154,6 +158,7 @@ class Listener:
                 self._preroll.clear()
                 self._windows = 0
                 self._last_partial = ""
+                self._recent.clear()
             return
         self.recognizer.feed(w)
         self._windows += 1
@@ -163,10 +168,19 @@ class Listener:
             self._close(t_cap, events)
         elif self._windows % self.config.partial_every == 0:
             hyp = self.recognizer.partial()
-            if hyp is not None and hyp.text != self._last_partial:
-                self._last_partial = hyp.text
-                events.append(TranscriptPartial(self.trace_id, hyp.text, hyp.confidence,
-                                                self._position, t_cap, self.clock()))
+            self._recent.append(tuple(hyp.text.split()) if hyp is not None else ())
+            if len(self._recent) < self._recent.maxlen:  # type: ignore[operator]
+                return
+            stable: list[str] = []
+            for words in zip(*self._recent):
+                if len(set(words)) != 1:
+                    break
+                stable.append(words[0])
+            text = " ".join(stable)
+            if text and text != self._last_partial:
+                self._last_partial = text
+                conf = hyp.confidence if hyp is not None else 0.0
+                events.append(TranscriptPartial(self.trace_id, text, conf, self._position, t_cap, self.clock()))
 
     def _close(self, t_cap: int, events: list[Event]) -> None:
         assert self.trace_id is not None
