@@ -69,7 +69,8 @@ Event = SpeechStart | SpeechEnd | TranscriptPartial | TranscriptFinal
 @dataclass(frozen=True)
 class ListenerConfig:
     """``preroll_ms``: audio kept from before the VAD's start decision and fed to the recognizer
-    (the VAD confirms speech after it began). ``partial_every``: windows between partial
+    (the VAD confirms speech after it began). ``partials``: emit partial transcripts at all
+    (they make early intents possible). ``partial_every``: windows between partial
     transcripts. ``stable_partials``: a partial transcript carries only the leading words that the
     last that many recognizer hypotheses agree on (a word that flickers in and out of the best
     path would otherwise raise and retract early intents). ``max_utterance_s``: an utterance is cut there so a never-ending noise cannot
@@ -77,6 +78,7 @@ class ListenerConfig:
 
     endpointer: EndpointerConfig = EndpointerConfig()
     preroll_ms: int = 320
+    partials: bool = True
     partial_every: int = 1
     stable_partials: int = 2
     max_utterance_s: float = 12.0
@@ -166,7 +168,7 @@ class Listener:
             if self._windows >= self._max_windows:
                 self.endpointer.reset()
             self._close(t_cap, events)
-        elif self._windows % self.config.partial_every == 0:
+        elif self.config.partials and self._windows % self.config.partial_every == 0:
             hyp = self.recognizer.partial()
             self._recent.append(tuple(hyp.text.split()) if hyp is not None else ())
             if len(self._recent) < self._recent.maxlen:  # type: ignore[operator]

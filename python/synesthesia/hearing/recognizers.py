@@ -90,7 +90,8 @@ class PocketSphinxConfig:
     garbage_share: float = 0.9
     lm_seed: int = 7
     closed_frames: int = 8
-    bestpath: bool = False  # LM modes only: the lattice pass costs time at end_utt for little here
+    bestpath: bool = False  # LM modes only: the lattice pass, needed for min_posterior
+    min_posterior: float | None = None  # LM modes, final only: drop command words below it
     word_garbage: float = 0.0
     phone_garbage: float = 0.0
     verify: float | None = None
@@ -340,7 +341,29 @@ class PocketSphinxRecognizer:
         if not self._in_utt:
             return Hypothesis("", 0.0)
         self._end()
+        if self.config.min_posterior is not None and self.config.mode != "grammar" and self._phones is None:
+            return self._posterior_filtered() or Hypothesis("", 0.0)
         return self._hyp() or Hypothesis("", 0.0)
+
+    def _posterior_filtered(self) -> Hypothesis | None:
+        """The transcript without command words whose lattice posterior is under
+        ``min_posterior``; the confidence is the lowest posterior among those kept."""
+        segs = self._decoder.seg()
+        if segs is None:
+            return None
+        words, probs = [], []
+        for seg in segs:
+            w = seg.word.split("(", 1)[0]
+            if w.startswith(("<", "[")) or w == "(NULL)":
+                continue
+            if w in self._command_words:
+                if seg.prob < (self.config.min_posterior or 0.0):
+                    continue
+                probs.append(seg.prob)
+            words.append(w)
+        if not words:
+            return None
+        return Hypothesis(" ".join(words), min(probs) if probs else 0.0)
 
 
 class VoskRecognizer:
