@@ -256,8 +256,8 @@ def test_events_carry_one_trace_per_utterance(pipeline) -> None:  # type: ignore
 
 
 def test_keywords_found_in_committed_clips(pipeline) -> None:  # type: ignore[no-untyped-def]
-    """Floors a little under what the tuned settings measure on these clips (92.9% clean and 50%
-    noisy recall, 20% false final intents; bench/results/listen.md has the held-out figures): a
+    """Floors a little under what the tuned settings measure on these clips (92.9% clean and 64%
+    noisy recall, 10% false final intents; bench/results/listen.md has the held-out figures): a
     regression guard, not the target."""
     want = {"clean": 0, "noisy": 0}
     hit = {"clean": 0, "noisy": 0}

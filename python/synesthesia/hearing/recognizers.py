@@ -92,6 +92,9 @@ class PocketSphinxConfig:
     closed_frames: int = 8
     bestpath: bool = False  # LM modes only: the lattice pass, needed for min_posterior
     min_posterior: float | None = None  # LM modes, final only: drop command words below it
+    # LM modes: the flat-lexicon second pass re-decodes the whole utterance inside end_utt
+    # (~35 ms for a short command here), all of it between end of speech and the final intent
+    fwdflat: bool = False
     word_garbage: float = 0.0
     phone_garbage: float = 0.0
     verify: float | None = None
@@ -220,7 +223,7 @@ class PocketSphinxRecognizer:
                 lm_path = Path(tmp) / "commands.arpa"
                 lm.write_file(str(lm_path))
                 self._decoder = Decoder(Config(dict=str(dict_path), lm=str(lm_path),
-                                               bestpath=cfg.bestpath, **common))
+                                               bestpath=cfg.bestpath, fwdflat=cfg.fwdflat, **common))
         else:
             # pocketsphinx reads both files while the decoder is built; nothing refers to them later
             with tempfile.TemporaryDirectory(prefix="synesthesia-ps-") as tmp:
