@@ -16,7 +16,7 @@ import soundfile as sf
 from synesthesia.errors import AudioSourceError, RecognizerError
 from synesthesia.hearing import build_listener
 from synesthesia.hearing.listener import SpeechEnd, SpeechStart, TranscriptFinal
-from synesthesia.hearing.recognizers import PocketSphinxRecognizer, VoskRecognizer
+from synesthesia.hearing.recognizers import PocketSphinxConfig, PocketSphinxRecognizer, VoskRecognizer
 from synesthesia.hearing.sources import (CHUNK, RATE, FileSource, MicSource, SilenceSource, ToneSource,
                                          open_source, read_audio)
 from synesthesia.hearing.vad import WINDOW, Endpointer, EndpointerConfig, SileroVAD, silero_model_path
@@ -214,6 +214,11 @@ def test_pocketsphinx_rejects_words_it_cannot_say() -> None:
         PocketSphinxRecognizer(["ocean", "zzyzxq"])
 
 
+def test_pocketsphinx_rejects_unknown_mode() -> None:
+    with pytest.raises(RecognizerError, match="unknown pocketsphinx mode"):
+        PocketSphinxRecognizer(["ocean"], PocketSphinxConfig(mode="neural"))
+
+
 # ---- end to end: file -> VAD -> pocketsphinx -> NLP -> intent --------------------------------
 
 @pytest.fixture(scope="module")
@@ -251,24 +256,38 @@ def test_events_carry_one_trace_per_utterance(pipeline) -> None:  # type: ignore
 
 
 def test_keywords_found_in_committed_clips(pipeline) -> None:  # type: ignore[no-untyped-def]
-    """Floors set a little under what the tuned settings measure on these clips (the bench has
-    the real figures, bench/results/listen.md): a regression guard, not the target."""
-    rows = manifest()
-    want = hit = false = neg = 0
-    for row in rows:
+    """Floors a little under what the tuned settings measure on these clips (92.9% clean and 64%
+    noisy recall, 10% false final intents; bench/results/listen.md has the held-out figures): a
+    regression guard, not the target."""
+    want = {"clean": 0, "noisy": 0}
+    hit = {"clean": 0, "noisy": 0}
+    false = neg = 0
+    for row in manifest():
         _, found = run_clip(pipeline, row["file"])
         if row["expect"]:
-            want += len(row["expect"])
-            hit += len(set(row["expect"]) & found)
+            cond = "clean" if row["snr_db"] is None else "noisy"
+            want[cond] += len(row["expect"])
+            hit[cond] += len(set(row["expect"]) & found)
         else:
             neg += 1
             false += bool(found)
-    assert hit / want >= RECALL_FLOOR, (hit, want)
-    assert false / neg <= FALSE_CEILING, (false, neg)
+    assert hit["clean"] / want["clean"] >= 0.8, hit
+    assert hit["noisy"] / want["noisy"] >= 0.35, hit
+    assert false / neg <= 0.35, (false, neg)
 
 
-RECALL_FLOOR = 0.4
-FALSE_CEILING = 0.7
+def test_bench_listen_cli(tmp_path: Path) -> None:
+    from synesthesia.cli import main
+
+    rows = [r for r in manifest() if r["expect"]][:2] + [r for r in manifest() if r["voice"] == "noise"][:1]
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps({"file": str(SPEECH / r["file"]), "expect": r["expect"]}) + "\n" for r in rows))
+    out = tmp_path / "r.json"
+    assert main(["bench", "listen", "--manifest", str(m), "--json", str(out), "--quiet"]) == 0
+    res = json.loads(out.read_text())
+    assert [set(c) >= {"file", "keywords", "latency_ms"} for c in res["clips"]] == [True] * 3
+    assert res["overall"]["command_clips"] == 2 and res["overall"]["empty_clips"] == 1
+    assert main(["bench", "listen", "--manifest", str(tmp_path / "missing.jsonl")]) == 1
 
 
 def test_silence_gives_no_events(pipeline) -> None:  # type: ignore[no-untyped-def]

@@ -21,8 +21,9 @@ def nlp(ctx: StageContext) -> None:
             got = sub.recv(timeout=0.05)
             if got is not None and isinstance(got[1], Prompt):
                 n += 1
-                ctx.publish(Intent(trace_id=got[1].trace_id, intent_id=n, keywords=tuple(got[1].text.split()[:2]),
-                                   weights=(1.0,), prompt=got[1].text, source="typed"))
+                words = tuple(got[1].text.split()[:2])
+                ctx.publish(Intent(trace_id=got[1].trace_id, intent_id=n, keywords=words,
+                                   weights=(1.0,) * len(words), prompt=got[1].text, source="typed"))
     finally:
         sub.close()
 

@@ -411,7 +411,7 @@ def run_pipeline(settings: Any, graph: Sequence[Any] | None, drive: Driver, trac
                                   + ", ".join(f"{w.name} {w.state.value}" for w in arbiter.watchers.values()))
                     return
                 time.sleep(0.1)
-            time.sleep(1.0)  # let subscriptions settle: PUB/SUB joins are asynchronous
+            time.sleep(0.3)  # let subscriptions settle: PUB/SUB joins are asynchronous
             drive(arbiter, tap, progress)
         except Exception as e:  # report, then stop the engine: never leave it running
             errors.append(f"driver failed: {type(e).__name__}: {e}")

@@ -38,9 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="area", metavar="AREA", required=True)
     for name, help_text in _AREAS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        _common(p)
         if name == "listen":
-            p.add_argument("--manifest", metavar="PATH", help="clips and their transcripts (passed to the area)")
+            # The hearing evaluator keeps its own contract: its table, and a --json with every
+            # clip's keywords and latency (see synesthesia.cli.bench_listen).
+            from synesthesia.cli import bench_listen
+
+            bench_listen.add_arguments(p)
+            continue
+        _common(p)
         if name == "e2e":
             p.add_argument("--backend", choices=("procedural", "odyssey", "onnx", "emulate"),
                            help="world backend; emulate adds the reference table beside ours")
@@ -60,10 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from synesthesia.bench.areas import AREAS, AreaUnavailable, run_area
 
+    if args.area == "listen":
+        from synesthesia.cli import bench_listen
+
+        return bench_listen.main(args)
     area = AREAS[args.area]
     extra = list(args.extra)
-    if args.area == "listen" and args.manifest:
-        extra = ["--manifest", args.manifest, *extra]
     if args.area == "e2e" and args.quick:
         args.interactions = min(args.interactions, 5)
     command = "synesthesia " + " ".join(shlex.quote(a) for a in sys.argv[1:])

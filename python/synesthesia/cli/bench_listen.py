@@ -17,9 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, help="also write the figures and per-clip results here")
     parser.add_argument("--vocabulary", type=Path, help="keyword dictionary TOML (default: the packaged one)")
     parser.add_argument("--vosk-model", type=Path, help="use Vosk with this model directory instead of pocketsphinx")
-    parser.add_argument("--verify", type=float, default=None,
-                        help="pocketsphinx second-pass threshold (log-likelihood ratio per frame; default: tuned value)")
-    parser.add_argument("--no-verify", action="store_true", help="turn the pocketsphinx second pass off")
+    parser.add_argument("--min-posterior", type=float, default=None,
+                        help="pocketsphinx: drop final command words whose lattice posterior is below this (0..1)")
+    parser.add_argument("--no-partials", action="store_true",
+                        help="no partial transcripts, so no early intents: only final ones")
     parser.add_argument("--limit", type=int, help="only the first N clips")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
@@ -27,13 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from synesthesia.errors import SynesthesiaError
     from synesthesia.hearing import build_listener
+    from synesthesia.hearing.listener import ListenerConfig
     from synesthesia.hearing.evaluate import evaluate, format_table, read_manifest, summarize
     from synesthesia.intent import load_vocabulary
 
     try:
         vocab = load_vocabulary(args.vocabulary)
         clips = read_manifest(args.manifest, vocab)[: args.limit]
-        listener = build_listener(vocab, vosk_model=args.vosk_model, verify=args.verify, no_verify=args.no_verify)
+        config = ListenerConfig(partials=not args.no_partials)
+        listener = build_listener(vocab, config=config, vosk_model=args.vosk_model, min_posterior=args.min_posterior)
 
         def progress(i: int, n: int) -> None:
             if not args.quiet:

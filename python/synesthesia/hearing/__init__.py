@@ -13,15 +13,15 @@ __all__ = ["build_listener", "build_recognizer"]
 
 
 def build_recognizer(vocabulary: Vocabulary, *, vosk_model: str | Path | None = None,
-                     verify: float | None = None, no_verify: bool = False) -> Recognizer:
-    """Vosk when a model directory is given, else pocketsphinx over the dictionary's forms."""
+                     min_posterior: float | None = None) -> Recognizer:
+    """Vosk when a model directory is given, else pocketsphinx over the dictionary's forms.
+    ``min_posterior`` turns on pocketsphinx's lattice pass and drops final command words whose
+    posterior is below it (the strict operating point in bench/results/listen.md)."""
     if vosk_model is not None:
         return VoskRecognizer(vosk_model, vocabulary.forms)
     cfg = PocketSphinxConfig()
-    if no_verify:
-        cfg = PocketSphinxConfig(verify=None)
-    elif verify is not None:
-        cfg = PocketSphinxConfig(verify=verify)
+    if min_posterior is not None:
+        cfg = PocketSphinxConfig(bestpath=True, min_posterior=min_posterior)
     return PocketSphinxRecognizer(vocabulary.forms, cfg)
 
 

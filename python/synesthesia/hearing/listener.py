@@ -69,13 +69,21 @@ Event = SpeechStart | SpeechEnd | TranscriptPartial | TranscriptFinal
 @dataclass(frozen=True)
 class ListenerConfig:
     """``preroll_ms``: audio kept from before the VAD's start decision and fed to the recognizer
-    (the VAD confirms speech after it began). ``partial_every``: windows between partial
-    transcripts. ``max_utterance_s``: an utterance is cut there so a never-ending noise cannot
+    (the VAD confirms speech after it began). ``partials``: emit partial transcripts at all
+    (they make early intents possible). ``partial_every``: windows between partial
+    transcripts. ``stable_partials``: a partial transcript carries only the leading words that the
+    last that many recognizer hypotheses agree on (a word that flickers in and out of the best
+    path would otherwise raise and retract early intents). ``catch_up``: windows decoded per incoming window while the
+    pre-roll backlog lasts.
+    ``max_utterance_s``: an utterance is cut there so a never-ending noise cannot
     hold the recognizer open."""
 
     endpointer: EndpointerConfig = EndpointerConfig()
     preroll_ms: int = 320
-    partial_every: int = 2
+    partials: bool = True
+    partial_every: int = 1
+    stable_partials: int = 2
+    catch_up: int = 3
     max_utterance_s: float = 12.0
 
 
@@ -98,6 +106,8 @@ class Listener:
         self.trace_id: str | None = None
         self._windows = 0
         self._last_partial = ""
+        self._backlog: deque[npt.NDArray[np.float32]] = deque()
+        self._recent: deque[tuple[str, ...]] = deque(maxlen=max(1, cfg.stable_partials))
         self.vad_ns: list[int] = []  # per-window VAD time, for the bench
 
     def reset(self) -> None:
@@ -107,6 +117,7 @@ class Listener:
         self.vad.reset()
         self.endpointer.reset()
         self._preroll.clear()
+        self._backlog.clear()
         self._pending = np.zeros(0, np.float32)
         self._position = 0
         self.trace_id = None
@@ -149,27 +160,42 @@ class Listener:
                 begin = self._position - len(self._preroll) * WINDOW
                 events.append(SpeechStart(self.trace_id, begin, t_cap, self.clock()))
                 self.recognizer.start()
-                for pw in self._preroll:
-                    self.recognizer.feed(pw)
+                # the pre-roll is decoded a little per window from here on, not all at once,
+                # so the chunk that opens an utterance does not take 10 windows' decoding time
+                self._backlog.extend(self._preroll)
                 self._preroll.clear()
                 self._windows = 0
                 self._last_partial = ""
+                self._recent.clear()
             return
-        self.recognizer.feed(w)
+        self._backlog.append(w)
+        for _ in range(min(len(self._backlog), self.config.catch_up)):
+            self.recognizer.feed(self._backlog.popleft())
         self._windows += 1
         if decision == "end" or self._windows >= self._max_windows:
             if self._windows >= self._max_windows:
                 self.endpointer.reset()
             self._close(t_cap, events)
-        elif self._windows % self.config.partial_every == 0:
+        elif self.config.partials and self._windows % self.config.partial_every == 0:
             hyp = self.recognizer.partial()
-            if hyp is not None and hyp.text != self._last_partial:
-                self._last_partial = hyp.text
-                events.append(TranscriptPartial(self.trace_id, hyp.text, hyp.confidence,
-                                                self._position, t_cap, self.clock()))
+            self._recent.append(tuple(hyp.text.split()) if hyp is not None else ())
+            if len(self._recent) < self._recent.maxlen:  # type: ignore[operator]
+                return
+            stable: list[str] = []
+            for words in zip(*self._recent):
+                if len(set(words)) != 1:
+                    break
+                stable.append(words[0])
+            text = " ".join(stable)
+            if text and text != self._last_partial:
+                self._last_partial = text
+                conf = hyp.confidence if hyp is not None else 0.0
+                events.append(TranscriptPartial(self.trace_id, text, conf, self._position, t_cap, self.clock()))
 
     def _close(self, t_cap: int, events: list[Event]) -> None:
         assert self.trace_id is not None
+        while self._backlog:
+            self.recognizer.feed(self._backlog.popleft())
         t_end = self.clock()
         events.append(SpeechEnd(self.trace_id, self._position, t_cap, t_end))
         hyp = self.recognizer.finish()

@@ -71,20 +71,40 @@ _PHONES = ("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW O
 
 @dataclass(frozen=True)
 class PocketSphinxConfig:
-    """``word_garbage`` / ``phone_garbage``: JSGF weights of a filler word and of one garbage
+    """``mode``: "grammar" (the command forms in a loop, plus the garbage below) or "lm" (the
+    wheel's general English language model; the keyword NLP picks the commands out of a full
+    transcript, and ordinary speech has ordinary words to be recognized as; slow) or "smalllm" (a
+    trigram model built at start-up from command sentences and filler-word sentences: commands
+    get n-gram context, non-commands frequent words to land on; ``garbage_share`` is the share
+    of filler sentences in its corpus, the bias between the two).
+    ``word_garbage`` / ``phone_garbage``: JSGF weights of a filler word and of one garbage
     phone against a command form (1.0); 0 leaves that garbage model out of the grammar.
     ``verify``: the second pass, a log-likelihood ratio per frame between a command word's
     segment and a free phone loop decoded in lockstep over the same audio; words scoring below
     it are dropped (None turns the second pass off). ``beam``/``wbeam``/``pbeam``/``lw``/``wip``
-    are pocketsphinx's own settings."""
+    are pocketsphinx's own settings. ``closed_frames``: a partial hypothesis keeps only words that
+    ended at least that many 10 ms frames ago (the last word of a partial is the one the search
+    most often revises)."""
 
+    mode: str = "smalllm"
+    garbage_share: float = 0.9
+    lm_seed: int = 7
+    closed_frames: int = 8
+    bestpath: bool = False  # LM modes only: the lattice pass, needed for min_posterior
+    min_posterior: float | None = None  # LM modes, final only: drop command words below it
+    # LM modes: the flat-lexicon second pass re-decodes the whole utterance inside end_utt
+    # (~35 ms for a short command here), all of it between end of speech and the final intent
+    fwdflat: bool = False
     word_garbage: float = 0.0
     phone_garbage: float = 0.0
-    verify: float | None = -0.004
+    verify: float | None = None
+    spn_garbage: float = 0.0
+    fillprob: float = 1e-8
+    silprob: float = 0.005
     beam: float = 1e-48
     wbeam: float = 7e-29
     pbeam: float = 1e-48
-    lw: float = 6.5
+    lw: float = 9.0
     wip: float = 0.65
 
 
@@ -94,6 +114,31 @@ def _model_dir() -> Path:
     except ImportError:
         raise RecognizerError("pocketsphinx is not installed (pip install pocketsphinx)") from None
     return Path(get_model_path())
+
+
+_CARRIERS = [
+    "{}", "{}", "{}", "make it {}", "show me {}", "show me the {}", "go to the {}", "take me to {}",
+    "turn it {}", "a {} please", "more {}", "now {}", "let it {}", "add some {}", "switch to {}",
+    "{} and {}", "a {} {}", "{} over the {}", "{} in the {}", "{} at {}",
+]
+
+
+def _lm_corpus(phrases: list[str], fillers: list[str], garbage_share: float, seed: int) -> str:
+    """Sentences for the small LM: every command phrase in a few generic carriers (alone, and
+    paired with another phrase), and random filler-word sentences; the mix sets how readily
+    speech is heard as a command."""
+    import random
+
+    rng = random.Random(seed)
+    commands = []
+    for carrier in _CARRIERS:
+        for p in phrases:
+            slots = carrier.count("{}")
+            others = [rng.choice(phrases) for _ in range(slots - 1)]
+            commands.append(carrier.format(p, *others))
+    n_garbage = int(len(commands) * garbage_share / max(1e-9, 1 - garbage_share))
+    garbage = [" ".join(rng.choice(fillers) for _ in range(rng.randint(2, 9))) for _ in range(n_garbage)]
+    return "\n".join(commands + garbage) + "\n"
 
 
 _DICT_CACHE: dict[str, list[str]] | None = None
@@ -136,11 +181,14 @@ class PocketSphinxRecognizer:
         lines = [f"{w}{'' if i == 0 else f'({i + 1})'} {p}" for w in sorted(set(words) | set(fillers))
                  for i, p in enumerate(cmu[w])]
         lines += [f"_{p.lower()} {p}" for p in _PHONES]
+        lines.append("_spn +SPN+")  # the model's "spoken noise" unit: speech that is no word
         alts = [f"/1.0/ <cmd>"]
         if cfg.word_garbage > 0:
             alts.append(f"/{cfg.word_garbage:g}/ <filler>")
         if cfg.phone_garbage > 0:
             alts.append(f"/{cfg.phone_garbage:g}/ <phone>")
+        if cfg.spn_garbage > 0:
+            alts.append(f"/{cfg.spn_garbage:g}/ _spn")
         grammar = "\n".join([
             "#JSGF V1.0;",
             "grammar commands;",
@@ -153,18 +201,39 @@ class PocketSphinxRecognizer:
         if len(alts) == 1:
             grammar = grammar.replace("<item> = /1.0/ <cmd>;", "<item> = <cmd>;")
         self.grammar = grammar
-        # pocketsphinx reads both files while the decoder is built; nothing refers to them later
-        with tempfile.TemporaryDirectory(prefix="synesthesia-ps-") as tmp:
-            dict_path = Path(tmp) / "commands.dict"
-            dict_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            gram_path = Path(tmp) / "commands.gram"
-            gram_path.write_text(grammar + "\n", encoding="utf-8")
-            # bestpath=False: with a looping grammar the lattice best-path pass can hang end_utt()
-            ps_config = Config(hmm=str(_model_dir() / "en-us" / "en-us"), dict=str(dict_path),
-                               jsgf=str(gram_path), lm=None, bestpath=False, beam=cfg.beam,
-                               wbeam=cfg.wbeam, pbeam=cfg.pbeam, lw=cfg.lw, wip=cfg.wip,
-                               loglevel="FATAL")
-            self._decoder = Decoder(ps_config)
+        if cfg.mode not in ("grammar", "lm", "smalllm"):
+            raise RecognizerError(f"unknown pocketsphinx mode {cfg.mode!r}: expected grammar, lm or smalllm")
+        model = _model_dir() / "en-us"
+        common = dict(hmm=str(model / "en-us"), beam=cfg.beam, wbeam=cfg.wbeam, pbeam=cfg.pbeam,
+                      lw=cfg.lw, wip=cfg.wip, fillprob=cfg.fillprob, silprob=cfg.silprob,
+                      loglevel="FATAL")
+        if cfg.mode == "lm":
+            self._decoder = Decoder(Config(lm=str(model / "en-us.lm.bin"),
+                                           dict=str(model / "cmudict-en-us.dict"),
+                                           bestpath=cfg.bestpath, **common))
+        elif cfg.mode == "smalllm":
+            from pocketsphinx.lm import ArpaBoLM
+
+            corpus = _lm_corpus(phrases, fillers, cfg.garbage_share, cfg.lm_seed)
+            lm = ArpaBoLM(text=corpus, add_start=True)
+            lm.compute()
+            with tempfile.TemporaryDirectory(prefix="synesthesia-ps-") as tmp:
+                dict_path = Path(tmp) / "commands.dict"
+                dict_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+                lm_path = Path(tmp) / "commands.arpa"
+                lm.write_file(str(lm_path))
+                self._decoder = Decoder(Config(dict=str(dict_path), lm=str(lm_path),
+                                               bestpath=cfg.bestpath, fwdflat=cfg.fwdflat, **common))
+        else:
+            # pocketsphinx reads both files while the decoder is built; nothing refers to them later
+            with tempfile.TemporaryDirectory(prefix="synesthesia-ps-") as tmp:
+                dict_path = Path(tmp) / "commands.dict"
+                dict_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+                gram_path = Path(tmp) / "commands.gram"
+                gram_path.write_text(grammar + "\n", encoding="utf-8")
+                # bestpath=False: with a looping grammar the lattice best-path pass can hang end_utt()
+                self._decoder = Decoder(Config(dict=str(dict_path), jsgf=str(gram_path), lm=None,
+                                               bestpath=False, **common))
         self._phones: Any = None
         if cfg.verify is not None:
             model = _model_dir() / "en-us"
@@ -198,6 +267,9 @@ class PocketSphinxRecognizer:
         if self._phones is None:
             h = self._decoder.hyp()
             words = h.hypstr.split() if h is not None and h.hypstr else []
+            if self.config.mode != "grammar":
+                n_cmd = sum(w in self._command_words for w in words)
+                return Hypothesis(" ".join(words), n_cmd / len(words)) if words else None
             kept = [w for w in words if w in self._command_words]
             # the share of decoded words that are command words stands in for a confidence:
             # a posterior needs the lattice pass that bestpath=False skips
@@ -211,9 +283,12 @@ class PocketSphinxRecognizer:
         segs = self._decoder.seg()  # can be None mid-utterance
         if segs is None:
             return None
-        words = [(w, s.start_frame, s.end_frame, s.ascore) for s in segs
-                 if (w := s.word.split("(", 1)[0]) in self._command_words]
+        everything = [(s.word.split("(", 1)[0], s.start_frame, s.end_frame, s.ascore) for s in segs]
+        words = [x for x in everything if x[0] in self._command_words]
         if not words:
+            if self.config.mode != "grammar":
+                text = " ".join(w for w, *_ in everything if not w.startswith(("<", "[")) and w != "(NULL)")
+                return Hypothesis(text, 0.0) if text else None
             return None
         per_frame: dict[int, float] = {}
         for p in self._phones.seg() or ():
@@ -222,28 +297,76 @@ class PocketSphinxRecognizer:
             for f in range(p.start_frame, p.end_frame + 1):
                 per_frame[f] = lp
         threshold = self.config.verify
-        kept, scores = [], []
-        for w, a, b, ascore in words:
+        kept, scores, rejected = [], [], set()
+        for i, (w, a, b, ascore) in enumerate(words):
             n = b - a + 1
             loop = math.fsum(per_frame.get(f, 0.0) for f in range(a, b + 1))
             llr = (math.log(max(ascore, 1e-300)) - loop) / n
             if threshold is None or llr >= threshold:
                 kept.append(w)
                 scores.append(llr)
+            else:
+                rejected.add((a, b))
+        if self.config.mode != "grammar":
+            # the transcript stays whole; only command words that failed the check leave it
+            text = " ".join(w for w, a, b, _ in everything
+                            if not w.startswith(("<", "[")) and w != "(NULL)" and (a, b) not in rejected)
+            if not text:
+                return None
+            if not kept:
+                return Hypothesis(text, 0.0)
         if not kept:
             return None
         # map the ratio to 0..1: 0.5 at the threshold, rising as the word beats the loop
         margin = min(scores) - (threshold or 0.0)
-        return Hypothesis(" ".join(kept), 1.0 / (1.0 + math.exp(-margin * 1000.0)))
+        conf = 1.0 / (1.0 + math.exp(-margin * 1000.0))
+        return Hypothesis(text if self.config.mode != "grammar" else " ".join(kept), conf)
 
     def partial(self) -> Hypothesis | None:
-        return self._hyp() if self._in_utt else None
+        if not self._in_utt:
+            return None
+        if self._phones is not None:
+            return self._hyp()
+        segs = self._decoder.seg()  # None until the search has a path
+        if segs is None:
+            return None
+        limit = self._decoder.n_frames() - self.config.closed_frames
+        words = [w for seg in segs if seg.end_frame < limit
+                 and not (w := seg.word.split("(", 1)[0]).startswith(("<", "[")) and w != "(NULL)"]
+        if self.config.mode == "grammar":
+            words = [w for w in words if w in self._command_words]
+        if not words:
+            return None
+        n_cmd = sum(w in self._command_words for w in words)
+        return Hypothesis(" ".join(words), n_cmd / len(words))
 
     def finish(self) -> Hypothesis:
         if not self._in_utt:
             return Hypothesis("", 0.0)
         self._end()
+        if self.config.min_posterior is not None and self.config.mode != "grammar" and self._phones is None:
+            return self._posterior_filtered() or Hypothesis("", 0.0)
         return self._hyp() or Hypothesis("", 0.0)
+
+    def _posterior_filtered(self) -> Hypothesis | None:
+        """The transcript without command words whose lattice posterior is under
+        ``min_posterior``; the confidence is the lowest posterior among those kept."""
+        segs = self._decoder.seg()
+        if segs is None:
+            return None
+        words, probs = [], []
+        for seg in segs:
+            w = seg.word.split("(", 1)[0]
+            if w.startswith(("<", "[")) or w == "(NULL)":
+                continue
+            if w in self._command_words:
+                if seg.prob < (self.config.min_posterior or 0.0):
+                    continue
+                probs.append(seg.prob)
+            words.append(w)
+        if not words:
+            return None
+        return Hypothesis(" ".join(words), min(probs) if probs else 0.0)
 
 
 class VoskRecognizer:

@@ -6,6 +6,7 @@ native rate, channel count and sample format were.
 
 from __future__ import annotations
 
+import importlib
 import math
 import queue
 import time
@@ -207,7 +208,7 @@ class MicSource(AudioSource):
                  clock: Callable[[], int] = time.monotonic_ns) -> None:
         if sd is None:
             try:
-                import sounddevice as sd
+                sd = importlib.import_module("sounddevice")
             except (OSError, ImportError) as e:  # no PortAudio library on the machine
                 raise AudioSourceError(f"no microphone support here ({e}); {OTHER_SOURCES}") from None
         self.sd, self.chunk, self.clock = sd, chunk, clock

@@ -88,7 +88,7 @@ class EndpointerConfig:
     threshold: float = 0.5
     hysteresis: float = 0.15
     min_speech_ms: int = 64
-    min_silence_ms: int = 160
+    min_silence_ms: int = 64
 
 
 class Endpointer:
