@@ -168,7 +168,8 @@ def test_viewer_streams_frames_and_takes_prompts(tmp_path: Path) -> None:
     from PIL import Image
 
     e = dict(os.environ, SYNESTHESIA_RUNTIME_DIR=str(tmp_path / "rt"), PYTHONUNBUFFERED="1")
-    p = subprocess.Popen([sys.executable, "-m", "synesthesia", "run", "--port", "0"], stdout=subprocess.PIPE,
+    rec = tmp_path / "stream.avi"
+    p = subprocess.Popen([sys.executable, "-m", "synesthesia", "run", "--port", "0", "--record", str(rec)], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, env=e, cwd=tmp_path)
     try:
         status = wait_for_status(tmp_path, lambda s: s["viewer"] and frames_of(s) > 0)
@@ -194,3 +195,9 @@ def test_viewer_streams_frames_and_takes_prompts(tmp_path: Path) -> None:
         out, _ = p.communicate(timeout=60)
     assert p.returncode == 0, out
     assert "prompt (typed): 'snow over the forest'" in out
+    import cv2
+
+    video = cv2.VideoCapture(str(rec))
+    ok, picture = video.read()
+    video.release()
+    assert ok and picture.shape[:2] == (176, 320), "the recording opens in a common decoder"

@@ -19,6 +19,7 @@ from synesthesia.messages import Intent, Prompt, TranscriptFinal, TranscriptPart
 from synesthesia.stages.host import StageContext
 from synesthesia.stream import ports
 from synesthesia.stream.records import JpegRecord
+from synesthesia.stream.recorder import MjpegRecorder
 from synesthesia.stream.server import StreamServer
 
 CHUNK = 512
@@ -26,11 +27,13 @@ CHUNK = 512
 
 class JpegRingSource:
     """`RecordSource` over the jpeg ring. The record is copied out of the slot (a few KB) so
-    the socket writes can take their time without the writer lapping them."""
+    the socket writes can take their time without the writer lapping them. With `--record`,
+    every record served is also appended to the recording."""
 
-    def __init__(self, ring: shm.ByteRing) -> None:
+    def __init__(self, ring: shm.ByteRing, recorder: MjpegRecorder | None = None) -> None:
         self.ring = ring
         self.torn = 0
+        self.recorder = recorder
 
     def latest(self, timeout: float) -> JpegRecord | None:
         rec = self.ring.read_latest(timeout=timeout)
@@ -41,6 +44,8 @@ class JpegRingSource:
             self.torn += 1
             return None
         record = JpegRecord.unpack(data)
+        if self.recorder is not None:
+            self.recorder.put(record)
         return record
 
 
@@ -100,7 +105,10 @@ def main(ctx: StageContext) -> None:
     cfg = ctx.settings
     jpeg = shm.ByteRing.attach(ctx.rings["jpeg"])
     audio = shm.FrameRing.attach(ctx.rings["audio"]) if cfg.capture.source == "browser" else None
-    source = JpegRingSource(jpeg)
+    recorder = MjpegRecorder(cfg.record, fps=cfg.world.fps) if cfg.record else None
+    if recorder is not None:
+        ctx.log.info("recording the stream to %s", cfg.record)
+    source = JpegRingSource(jpeg, recorder)
     server = StreamServer(source, BusPrompts(ctx), RingAudio(audio), host=cfg.serve.host, port=cfg.serve.port,
                           token=cfg.serve.token)
     server.start_in_thread()
@@ -116,5 +124,7 @@ def main(ctx: StageContext) -> None:
         server.stop_thread()
         events.join(1.0)
         jpeg.close()
+        if recorder is not None:
+            recorder.close()
         if audio is not None:
             audio.close()
