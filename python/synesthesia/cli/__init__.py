@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "status": ("synesthesia.cli.control", "show each stage of a running engine", "add_status_arguments"),
     "stop": ("synesthesia.cli.control", "stop a running engine"),
     "say": ("synesthesia.cli.control", "send a typed prompt to a running engine", "add_say_arguments"),
+    "devices": ("synesthesia.cli.devices", "list audio input devices (with a clear answer when there are none)"),
+    "doctor": ("synesthesia.cli.doctor", "check the native module, models, ports and shared memory; say what to fix"),
     "cleanup": ("synesthesia.cli.cleanup", "remove shared memory and sockets left by crashed runs"),
     "info": ("synesthesia.cli.info", "show the native module, SIMD level and versions"),
     "bench": ("synesthesia.cli.bench", "benchmarks: kernels, transport, listen, world, stream, e2e (one report format)"),
