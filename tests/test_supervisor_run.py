@@ -56,14 +56,14 @@ def segments_with(run_id: str) -> list[str]:
 
 
 def test_duration_run_ends_cleanly(tmp_path: Path) -> None:
-    p = start(tmp_path, "--duration", "6")
-    status = wait_for_status(tmp_path, lambda s: frames_of(s) > 0)
+    p = start(tmp_path, "--duration", "20")
+    status = wait_for_status(tmp_path, lambda s: frames_of(s) > 0 and all(x["state"] == "running" for x in s["stages"]))
     run_id = status["run"]
     assert {s["name"] for s in status["stages"]} >= {"world", "encode"}
     assert all(s["state"] == "running" for s in status["stages"])
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 0, out
-    assert "stopping: --duration 6 s elapsed" in out
+    assert "stopping: --duration 20 s elapsed" in out
     assert segments_with(run_id) == []
     assert not (tmp_path / "rt" / f"run-{run_id}").exists()
     assert children_of(p.pid) == []
