@@ -1,9 +1,9 @@
 """`synesthesia snapshot "a storm over the mountains at night" --out storm.png`: preview a
-scene. Runs the text through a keyword finder and the procedural world, lets the transition
+scene. Runs the text through the NLP and the procedural world, lets the transition
 settle and writes the frame (PNG, or JPEG for .jpg/.jpeg). Runs in the calling process.
 
-The keyword finder is ``synesthesia.world.words`` for now, a stand-in until the hearing
-branch's NLP (``synesthesia.intent``) is wired in.
+The keywords come from ``synesthesia.world.words``: the same dictionary (``synesthesia.intent``)
+that turns speech and typed prompts into intents.
 """
 
 from __future__ import annotations

@@ -1,53 +1,27 @@
-"""A stand-in keyword finder for typed text (snapshot previews, a backend's start prompt).
+"""Typed text -> world keywords, through the same NLP as speech (snapshot previews, a
+backend's start prompt). Runs wherever it is imported.
 
-Temporary: the hearing branch's ``synesthesia.intent`` is the real NLP (weighted dictionary,
-synonyms, negation); the snapshot command will switch to it when the branches meet. This one
-only lower-cases, splits on non-letters, folds a few plural/inflected forms onto the procedural
-vocabulary and gives every hit weight 1. Runs wherever it is imported; no dependencies.
+The dictionary is `synesthesia.intent`'s (synonyms and inflections such as "snowy" or "golden",
+multi-word forms, per-word weights); only words the procedural world knows are kept.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 
 __all__ = ["keywords_from_text"]
 
-# Inflections and near-spellings people type, folded onto vocabulary words.
-_FOLD = {
-    "oceans": "ocean",
-    "sea": "ocean",
-    "forests": "forest",
-    "woods": "forest",
-    "deserts": "desert",
-    "cities": "city",
-    "mountain": "mountains",
-    "storms": "storm",
-    "stormy": "storm",
-    "rainy": "rain",
-    "raining": "rain",
-    "snowy": "snow",
-    "snowing": "snow",
-    "foggy": "fog",
-    "star": "stars",
-    "starry": "stars",
-    "fires": "fire",
-    "campfire": "fire",
-    "bonfire": "fire",
-    "flames": "fire",
-    "auroras": "aurora",
-    "dawn": "sunrise",
-    "dusk": "sunset",
-}
+
+@functools.lru_cache(maxsize=1)
+def _vocabulary():  # type: ignore[no-untyped-def]
+    from synesthesia.intent import load_vocabulary
+
+    return load_vocabulary()
 
 
 def keywords_from_text(text: str) -> dict[str, float]:
-    """Vocabulary words found in ``text``, each with weight 1.0, in order of appearance."""
+    """Vocabulary words found in ``text`` with their dictionary weights, in order of mention."""
     from synesthesia.world.procedural import VOCABULARY
 
-    vocab = set(VOCABULARY)
-    found: dict[str, float] = {}
-    for token in re.findall(r"[a-z]+", text.lower()):
-        word = _FOLD.get(token, token)
-        if word in vocab:
-            found[word] = 1.0
-    return found
+    known = set(VOCABULARY)
+    return {k.word: k.weight for k in _vocabulary().match(text) if k.word in known}
