@@ -15,12 +15,16 @@ from pathlib import Path
 
 from test_viewer_browser import Cdp, _chromium, _launch
 
+from synesthesia import tracing
+
 SPEECH = Path(__file__).parent / "data" / "speech"
 
 
 def test_spoken_wav_through_the_browser_mic_gives_its_intent(tmp_path: Path) -> None:
     exe = _chromium()
-    env = dict(os.environ, SYNESTHESIA_RUNTIME_DIR=str(tmp_path / "rt"), PYTHONUNBUFFERED="1")
+    log = tmp_path / "trace.jsonl"
+    env = dict(os.environ, SYNESTHESIA_RUNTIME_DIR=str(tmp_path / "rt"), PYTHONUNBUFFERED="1",
+               **{tracing.ENV: str(log)})
     run = subprocess.Popen([sys.executable, "-m", "synesthesia", "run", "--source", "browser", "--port", "0"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
     proc = cdp = None
@@ -53,6 +57,20 @@ def test_spoken_wav_through_the_browser_mic_gives_its_intent(tmp_path: Path) -> 
         cdp.wait("window.synesthesia.mic === 'on'", 15, "the microphone to start")
         cdp.wait("window.synesthesia.events.some(e => e.type === 'intent' && e.intent === 'ocean')", 20,
                  "the spoken intent (ocean) to come back")
+        # Every hop of an utterance that heard "ocean", from the VAD to the page drawing the
+        # frame, is in the trace log (64-bit trace ids do not survive JSON in a browser, so the
+        # utterance is found by its transcript).
+        want = {"speech_start", "speech_end", "transcript_final", "intent", "applied", "first_frame", "sent", "displayed"}
+        end = time.monotonic() + 20
+        best: set[str] = set()
+        while not want <= best and time.monotonic() < end:
+            records = tracing.read(log)[0]
+            heard = {r.trace_id for r in records if r.hop == "transcript_final" and "ocean" in str(r.fields.get("text"))}
+            for tid in heard:
+                hops = {r.hop for r in records if r.trace_id == tid}
+                best = hops if len(hops & want) > len(best & want) else best
+            time.sleep(0.2)
+        assert want <= best, f"missing hops: {want - best}"
     finally:
         if cdp is not None:
             cdp.close()

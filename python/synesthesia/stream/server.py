@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from aiohttp import WSMsgType, web
 
+from synesthesia import tracing
 from synesthesia.errors import StreamConfigError
 from synesthesia.stream.ports import AudioSink, Prompt, PromptSink, RecordSource
 from synesthesia.stream.records import JpegRecord
@@ -128,6 +129,9 @@ class StreamServer:
         self._pump: threading.Thread | None = None
         self._ready_fd: int | None = None
         self._ids = itertools.count(1)
+        # trace bookkeeping: hop -> trace ids already stamped; frame -> its trace ids (for acks)
+        self._traced: dict[str, collections.OrderedDict[int, None]] = {}
+        self._frame_traces: collections.OrderedDict[int, tuple[int, ...]] = collections.OrderedDict()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -201,9 +205,26 @@ class StreamServer:
 
     # ----------------------------------------------------------------- fan-out
 
+    def _trace_hop(self, hop: str, trace_ids: tuple[int, ...], t_ns: int) -> None:
+        """Stamp the first time any client passes `hop` for each trace (a no-op unless the
+        run's trace log is on): `sent` when a frame's last byte left, `displayed` on its ack."""
+        if not trace_ids or not tracing.enabled():
+            return
+        seen = self._traced.setdefault(hop, collections.OrderedDict())
+        for tid in trace_ids:
+            if tid and tid not in seen:
+                seen[tid] = None
+                if len(seen) > 1024:
+                    seen.popitem(last=False)
+                tracing.stamp(hop, tid, t_ns, stage="serve")
+
     def publish(self, record: JpegRecord) -> None:
         """Offer a record to every client (call on the loop). Never waits for any of them."""
         self.published += 1
+        if record.trace_ids:
+            self._frame_traces[record.frame] = tuple(record.trace_ids)
+            if len(self._frame_traces) > 256:
+                self._frame_traces.popitem(last=False)
         if not self.clients:
             return
         # Serialised once for every client; "served" is when the serve stage got the record.
@@ -258,6 +279,7 @@ class StreamServer:
             encoded = record.t.get("encoded")
             if encoded is not None:
                 self.wire_ns.append(done - encoded)
+            self._trace_hop("sent", record.trace_ids, done)
             client.frames += 1
             client.bytes += len(record.jpeg)
             client.window.append((done, len(record.jpeg)))
@@ -391,6 +413,7 @@ class StreamServer:
             if isinstance(frame, bool) or not isinstance(frame, int):
                 return self._malformed(client, "ack: 'frame' must be an integer")
             sent = client.sent_at.get(frame)
+            self._trace_hop("displayed", self._frame_traces.get(frame, ()), time.monotonic_ns())
             if sent is not None:
                 # Includes the ack's trip back: an upper bound, measured rather than guessed.
                 client.display_ns.append(time.monotonic_ns() - sent)
