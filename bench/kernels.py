@@ -16,7 +16,6 @@ import io
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import PIL
 import simplejpeg
 from PIL import Image
 
+from synesthesia.bench.provenance import cpu_model, git_commit
 from synesthesia import __version__, kernels
 from synesthesia.frames import synthetic_frame
 
@@ -104,18 +104,7 @@ def photo_mosaic(width: int = 1280, height: int = 704) -> Img:
 
 
 def provenance(args: argparse.Namespace) -> dict[str, object]:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
-        commit += "+dirty" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    cpu, commit = cpu_model(), git_commit()
     return {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python bench/kernels.py " + " ".join(sys.argv[1:]),

@@ -22,7 +22,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import subprocess
 import sys
 import threading
 import time
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from synesthesia.bench.provenance import cpu_model, git_commit
 from synesthesia import __version__, kernels
 from synesthesia.frames import synthetic_frame
 from synesthesia.stream.demo import LOOKS
@@ -54,18 +54,7 @@ class Report:
 
 
 def provenance(args: argparse.Namespace) -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
-        commit += "+dirty" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    cpu, commit = cpu_model(), git_commit()
     try:
         load = "%.1f %.1f %.1f" % os.getloadavg()
     except OSError:

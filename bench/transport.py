@@ -23,7 +23,6 @@ import datetime as dt
 import multiprocessing as mp
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from synesthesia.bench.provenance import cpu_model, git_commit
 from synesthesia import __version__, bus, shm
 from synesthesia.shm import ByteRing, FrameRing, SlotMeta
 
@@ -448,18 +448,7 @@ def _idle_reader(name: str, seconds: float, conn: Connection) -> None:
 
 
 def provenance(args: argparse.Namespace, transports: list[str]) -> dict[str, object]:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
-        commit += "+dirty" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    cpu, commit = cpu_model(), git_commit()
     try:
         import iceoryx2  # noqa: F401
         from importlib.metadata import version
