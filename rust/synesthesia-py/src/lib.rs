@@ -162,6 +162,56 @@ fn writable_bytes<'a>(out: &'a mut numpy::PyReadwriteArrayDyn<'_, u8>) -> &'a mu
     out.as_slice_mut().expect("facade passes a contiguous 1-D buffer")
 }
 
+/// What the two encoder classes share: an image in, a whole JPEG out (to a Vec or a buffer).
+trait FrameEncoder: Send {
+    fn to_vec(&mut self, img: &ImageView, out: &mut Vec<u8>) -> Result<(), Error>;
+    fn to_slice(&mut self, img: &ImageView, out: &mut [u8]) -> Result<usize, Error>;
+}
+
+impl FrameEncoder for jpeg::JpegEncoder {
+    fn to_vec(&mut self, img: &ImageView, out: &mut Vec<u8>) -> Result<(), Error> {
+        self.encode(img, out)
+    }
+    fn to_slice(&mut self, img: &ImageView, out: &mut [u8]) -> Result<usize, Error> {
+        self.encode_into(img, out)
+    }
+}
+
+impl FrameEncoder for CoreNano {
+    fn to_vec(&mut self, img: &ImageView, out: &mut Vec<u8>) -> Result<(), Error> {
+        self.encode(img, out)
+    }
+    fn to_slice(&mut self, img: &ImageView, out: &mut [u8]) -> Result<usize, Error> {
+        self.encode_into(img, out)
+    }
+}
+
+/// Encode with the GIL released into the encoder's reused buffer, then copy once into `bytes`.
+fn encode_to_bytes<'py>(
+    py: Python<'py>,
+    enc: &mut impl FrameEncoder,
+    buf: &mut Vec<u8>,
+    name: &'static str,
+    img: &PyReadonlyArrayDyn<'_, u8>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let src = image(py, name, img)?;
+    detached(py, || enc.to_vec(&src, buf))?;
+    Ok(PyBytes::new(py, buf))
+}
+
+/// Encode with the GIL released straight into the caller's buffer; returns the bytes written.
+fn encode_to_buffer(
+    py: Python<'_>,
+    enc: &mut impl FrameEncoder,
+    name: &'static str,
+    img: &PyReadonlyArrayDyn<'_, u8>,
+    out: &mut numpy::PyReadwriteArrayDyn<'_, u8>,
+) -> PyResult<usize> {
+    let src = image(py, name, img)?;
+    let dst = writable_bytes(out);
+    detached(py, || enc.to_slice(&src, dst))
+}
+
 /// A reusable JPEG encoder: its scratch buffers and output buffer live across frames.
 #[pyclass(module = "synesthesia._native")]
 struct JpegEncoder {
@@ -190,10 +240,7 @@ impl JpegEncoder {
     }
 
     fn encode<'py>(&mut self, py: Python<'py>, img: PyReadonlyArrayDyn<'_, u8>) -> PyResult<Bound<'py, PyBytes>> {
-        let src = image(py, "img", &img)?;
-        let (inner, buf) = (&mut self.inner, &mut self.buf);
-        detached(py, || inner.encode(&src, buf))?;
-        Ok(PyBytes::new(py, &self.buf))
+        encode_to_bytes(py, &mut self.inner, &mut self.buf, "img", &img)
     }
 
     fn encode_into(
@@ -202,10 +249,7 @@ impl JpegEncoder {
         img: PyReadonlyArrayDyn<'_, u8>,
         mut out: numpy::PyReadwriteArrayDyn<'_, u8>,
     ) -> PyResult<usize> {
-        let src = image(py, "img", &img)?;
-        let dst = writable_bytes(&mut out);
-        let inner = &mut self.inner;
-        detached(py, || inner.encode_into(&src, dst))
+        encode_to_buffer(py, &mut self.inner, "img", &img, &mut out)
     }
 
     fn max_encoded_size(&self, width: usize, height: usize) -> usize {
@@ -248,10 +292,7 @@ impl NanoEncoder {
     }
 
     fn encode<'py>(&mut self, py: Python<'py>, frame: PyReadonlyArrayDyn<'_, u8>) -> PyResult<Bound<'py, PyBytes>> {
-        let src = image(py, "frame", &frame)?;
-        let (inner, buf) = (&mut self.inner, &mut self.buf);
-        detached(py, || inner.encode(&src, buf))?;
-        Ok(PyBytes::new(py, &self.buf))
+        encode_to_bytes(py, &mut self.inner, &mut self.buf, "frame", &frame)
     }
 
     fn encode_into(
@@ -260,10 +301,7 @@ impl NanoEncoder {
         frame: PyReadonlyArrayDyn<'_, u8>,
         mut out: numpy::PyReadwriteArrayDyn<'_, u8>,
     ) -> PyResult<usize> {
-        let src = image(py, "frame", &frame)?;
-        let dst = writable_bytes(&mut out);
-        let inner = &mut self.inner;
-        detached(py, || inner.encode_into(&src, dst))
+        encode_to_buffer(py, &mut self.inner, "frame", &frame, &mut out)
     }
 }
 
