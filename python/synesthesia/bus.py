@@ -46,6 +46,7 @@ from synesthesia.messages import (
 
 __all__ = [
     "runtime_dir",
+    "default_runtime_path",
     "Endpoints",
     "EventProxy",
     "run_proxy",
@@ -64,20 +65,23 @@ Handler = Callable[[Mapping[str, Any]], Any]
 _GUARD_FACTOR = 16
 
 
+def default_runtime_path() -> Path:
+    """Where runs keep their private directories (not created here): ``$SYNESTHESIA_RUNTIME_DIR``,
+    else ``$XDG_RUNTIME_DIR/synesthesia``, else ``<tmp>/synesthesia-<uid>``."""
+    env = os.environ.get("SYNESTHESIA_RUNTIME_DIR")
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if env:
+        return Path(env)
+    if xdg and os.path.isdir(xdg):
+        return Path(xdg) / "synesthesia"
+    return Path(tempfile.gettempdir()) / f"synesthesia-{os.getuid()}"
+
+
 def runtime_dir(path: str | os.PathLike[str] | None = None) -> Path:
     """The private directory for ipc sockets: ``path``, else ``$SYNESTHESIA_RUNTIME_DIR``, else
     ``$XDG_RUNTIME_DIR/synesthesia``, else ``<tmp>/synesthesia-<uid>``. Created 0700; an existing
     one must be ours and not group- or world-accessible (a socket there is a way into the run)."""
-    if path is None:
-        env = os.environ.get("SYNESTHESIA_RUNTIME_DIR")
-        xdg = os.environ.get("XDG_RUNTIME_DIR")
-        if env:
-            path = env
-        elif xdg and os.path.isdir(xdg):
-            path = os.path.join(xdg, "synesthesia")
-        else:
-            path = os.path.join(tempfile.gettempdir(), f"synesthesia-{os.getuid()}")
-    p = Path(path)
+    p = Path(path) if path is not None else default_runtime_path()
     p.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = p.lstat()
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():

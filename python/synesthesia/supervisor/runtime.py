@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synesthesia.errors import SynesthesiaError
+from synesthesia.bus import default_runtime_path, runtime_dir
 
 __all__ = ["RuntimeDir", "StaleRun", "default_base", "find_stale_runs", "find_live_runs", "cleanup_stale_runs", "SHM_PREFIX"]
 
@@ -26,30 +25,9 @@ SHM_PREFIX = "syn-"
 SHM_DIR = Path("/dev/shm")
 
 
-class RuntimeDirError(SynesthesiaError):
-    """The runtime directory is unusable (wrong owner, permissions, not a directory)."""
-
-
 def default_base() -> Path:
-    """`$SYNESTHESIA_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/synesthesia`, else `/tmp/synesthesia-<uid>`."""
-    env = os.environ.get("SYNESTHESIA_RUNTIME_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isdir(xdg):
-        return Path(xdg) / "synesthesia"
-    return Path(f"/tmp/synesthesia-{os.getuid()}")
-
-
-def _private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = path.lstat()
-    if not stat.S_ISDIR(st.st_mode):
-        raise RuntimeDirError(f"{path} is not a directory")
-    if st.st_uid != os.getuid():
-        raise RuntimeDirError(f"{path} belongs to uid {st.st_uid}, not to this user ({os.getuid()})")
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        os.chmod(path, 0o700)
+    """The directory that holds every run's directory (the bus's runtime path)."""
+    return default_runtime_path()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -78,8 +56,8 @@ class RuntimeDir:
 
     @classmethod
     def create(cls, base: Path | None = None) -> RuntimeDir:
-        base = base or default_base()
-        _private_dir(base)
+        # The bus creates it 0700 and refuses one another user could reach.
+        base = runtime_dir(base or default_base())
         run_id = secrets.token_hex(4)
         path = base / f"run-{run_id}"
         path.mkdir(mode=0o700)
