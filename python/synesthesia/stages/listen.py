@@ -37,9 +37,8 @@ def main(ctx: StageContext) -> None:
     vocab = load_vocabulary(cfg.nlp.vocabulary)
     recognizer = build_recognizer(vocab, vosk_model=cfg.listen.vosk_model)
     listener = hl.Listener(recognizer, new_trace_id=lambda: str(new_trace_id()))
+    # A new handle reads from the present on: audio captured before this process existed is stale.
     ring = shm.FrameRing.attach(ctx.rings["audio"])
-    # Start from the newest chunk: whatever was captured before this process existed is stale.
-    ring.seek(ring.head)
     lost = processed = 0
     times: list[float] = []
     last = time.monotonic()
