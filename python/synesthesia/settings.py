@@ -38,6 +38,7 @@ class CaptureSettings:
     device: str | None = None  # microphone name or index (mic source)
     realtime: bool = True  # play files at real-time pace
     loop: bool = True  # loop the demo or a file
+    wait_s: float = 30.0  # a file waits this long for listen/nlp/world to run before it plays; 0: at once
 
 
 @dataclass

@@ -3,10 +3,16 @@
 Runs in its own process: a shell over :mod:`synesthesia.hearing.sources`. Sources: `demo` (the
 bundled spoken demo, looped), `mic` (sounddevice; `capture.device` picks one), a WAV/FLAC path,
 `tone[:HZ]` or `silence`. Each 512-sample chunk carries its capture time.
+
+A file (the demo included) is recorded speech that would otherwise start playing while the
+stages that hear it are still loading their models; since a new ring reader starts at the
+present, the first words would be lost. So a file waits until the stages downstream of it
+(:data:`LISTENERS`) heartbeat, at most ``capture.wait_s`` seconds. Live sources start at once.
 """
 
 from __future__ import annotations
 
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +20,10 @@ from synesthesia import shm
 from synesthesia.errors import AudioSourceError
 from synesthesia.hearing.sources import AudioSource, FileSource, MicSource, open_source
 from synesthesia.stages.host import StageContext
+
+
+#: The stages a spoken command passes before it changes the picture.
+LISTENERS = ("listen", "nlp", "world")
 
 
 def demo_path() -> Path:
@@ -32,10 +42,29 @@ def open_configured(ctx: StageContext) -> AudioSource:
     return open_source(cfg.source, realtime=cfg.realtime)
 
 
+def wait_for_listeners(ctx: StageContext, timeout_s: float) -> list[str]:
+    """Block until every stage in :data:`LISTENERS` has heartbeat, ``timeout_s`` passed or the
+    stage is stopped; return the stages not heard from."""
+    waiting = set(LISTENERS)
+    deadline = time.monotonic() + timeout_s
+    with ctx.subscribe([f"{s}.heartbeat" for s in LISTENERS]) as sub:
+        while waiting and not ctx.stop.is_set() and time.monotonic() < deadline:
+            ctx.tick()
+            got = sub.recv(timeout=0.1)
+            if got is not None:
+                waiting.discard(got[0].split(".", 1)[0])
+    return sorted(waiting)
+
+
 def main(ctx: StageContext) -> None:
     cfg = ctx.settings.capture
     ring = shm.FrameRing.attach(ctx.rings["audio"])
     chunks = 0
+    if cfg.source not in ("mic", "browser", "silence") and not cfg.source.startswith("tone") and cfg.wait_s > 0:
+        missing = wait_for_listeners(ctx, cfg.wait_s)
+        if missing and not ctx.stop.is_set():
+            ctx.log.warning("playing %s although %s did not start within %g s: its first words may be lost",
+                            cfg.source, ", ".join(missing), cfg.wait_s)
     try:
         while not ctx.stop.is_set():
             try:
