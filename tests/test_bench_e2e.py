@@ -73,3 +73,24 @@ def test_e2e_on_two_short_clips_has_every_hop(tmp_path: Path, monkeypatch: pytes
     validate(doc)
     assert doc["interactions"]["total"] >= 2
     assert doc["interactions"]["incomplete"] == []
+
+
+def test_e2e_with_a_real_browser_has_the_wire_and_display_hops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_viewer_browser import _chromium
+
+    _chromium()  # skips without chromium, fails under CI=true
+    monkeypatch.setenv("SYNESTHESIA_RUNTIME_DIR", str(tmp_path / "rt"))
+    config = tmp_path / "quiet.toml"
+    config.write_text('[capture]\nsource = "silence"\n\n[world]\nwidth = 640\nheight = 352\n')
+    out = tmp_path / "e2e.json"
+    from synesthesia.cli import main
+
+    assert main(["bench", "e2e", "--browser", "--config", str(config), "-n", "3", "--prompt", "a storm over the sea",
+                 "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    validate(doc)
+    assert (doc["interactions"]["total"], doc["interactions"]["incomplete"]) == (3, [])
+    rows = {r["name"]: r for r in doc["latency"]}
+    for name in ("encoded -> sent", "sent -> displayed", "loop: speech end / prompt -> displayed"):
+        assert rows[name]["n"] == 3 and rows[name]["min"] >= 0, (name, rows[name])
+    assert not (tmp_path / "rt").exists() or not any((tmp_path / "rt").iterdir())

@@ -8,34 +8,31 @@ reason; under CI=true they fail instead, because CI must exercise the browser.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
-import itertools
-import json
 import os
 import shutil
 import subprocess
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 from PIL import Image
 
+from synesthesia.bench.browser import VIEWER_STATE, find_chromium, launch_chromium
+from synesthesia.bench.browser import Cdp as PackageCdp
 from synesthesia.stream.demo import DemoPipeline
 
 TONE_HZ = 440.0
 
 
 def _chromium() -> str:
-    for name in (os.environ.get("SYNESTHESIA_CHROMIUM", ""), "chromium", "chromium-browser", "google-chrome"):
-        if name and (path := shutil.which(name)):
-            return path
+    if path := find_chromium():
+        return path
     reason = (
         "REAL-BROWSER VIEWER TESTS NOT RUN: no chromium on PATH. `make test` installs Debian's "
         "chromium when it runs as root with apt-get; otherwise `apt-get install chromium` or set "
@@ -46,77 +43,16 @@ def _chromium() -> str:
     pytest.skip(reason)
 
 
-class Cdp:
-    """A minimal DevTools-protocol client: one browser connection, one attached page session."""
+class Cdp(PackageCdp):
+    """The package's DevTools client with the tests' patience: CI shares 2 cores, so waits are
+    generous multiples of what a quiet machine needs, and a timeout shows the viewer's state."""
 
-    def __init__(self, ws_url: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.ids = itertools.count(1)
-        self.page: str | None = None
-        try:
-            self.session, self.ws = self.loop.run_until_complete(self._connect(ws_url))
-        except BaseException:
-            self.loop.close()
-            raise
+    def wait(self, expression: str, timeout: float = 15.0, what: str = "", state: str = VIEWER_STATE) -> Any:
+        return super().wait(expression, 3 * timeout, what, state)
 
-    @staticmethod
-    async def _connect(ws_url: str) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
-        session = aiohttp.ClientSession()
-        try:
-            return session, await session.ws_connect(ws_url, max_msg_size=64 << 20)
-        except BaseException:
-            await session.close()
-            raise
 
-    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 20.0) -> dict[str, Any]:
-        return self.loop.run_until_complete(self._call(method, params or {}, timeout))
-
-    async def _call(self, method: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
-        msg_id = next(self.ids)
-        msg: dict[str, Any] = {"id": msg_id, "method": method, "params": params}
-        if self.page is not None and not method.startswith("Target."):
-            msg["sessionId"] = self.page
-        await self.ws.send_str(json.dumps(msg))
-        end = time.monotonic() + timeout
-        while True:
-            reply = await self.ws.receive(timeout=max(0.1, end - time.monotonic()))
-            if reply.type != aiohttp.WSMsgType.TEXT:
-                raise RuntimeError(f"DevTools connection ended: {reply.type}")
-            data = json.loads(reply.data)
-            if data.get("id") == msg_id:
-                if "error" in data:
-                    raise RuntimeError(f"{method}: {data['error']}")
-                return data["result"]  # type: ignore[no-any-return]
-
-    def open(self, url: str) -> None:
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.page = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        self.call("Page.enable")
-        self.call("Page.navigate", {"url": url})
-
-    def js(self, expression: str, gesture: bool = False) -> Any:
-        result = self.call(
-            "Runtime.evaluate",
-            {"expression": expression, "returnByValue": True, "awaitPromise": True, "userGesture": gesture},
-        )
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"page threw: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def wait(self, expression: str, timeout: float = 15.0, what: str = "") -> Any:
-        # Timeouts are generous multiples of what a quiet machine needs: CI shares 2 cores.
-        end = time.monotonic() + 3 * timeout
-        while time.monotonic() < end:
-            value = self.js(expression)
-            if value:
-                return value
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what or expression}; page state: {self.js('JSON.stringify(window.synesthesia && {...window.synesthesia, events: window.synesthesia.events.slice(-5)})')}")
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.ws.close())
-        self.loop.run_until_complete(self.session.close())
-        self.loop.close()
+def _launch(exe: str, wav: Path, profile: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    return launch_chromium(exe, profile, log_path, fake_audio=wav)
 
 
 def _tone_wav(path: Path, seconds: float = 3.0, rate: int = 48000) -> None:
@@ -127,19 +63,6 @@ def _tone_wav(path: Path, seconds: float = 3.0, rate: int = 48000) -> None:
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
-
-
-def _launch(exe: str, wav: Path, profile: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    args = [
-        exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-default-apps", "--no-first-run", "--no-default-browser-check", "--mute-audio",
-        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required",
-        "--window-size=1100,700", "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank",
-    ]
-    with open(log_path, "wb") as log:  # the child keeps its own copy of the handle
-        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
 
 
 @pytest.fixture(scope="module")

@@ -266,17 +266,19 @@ class Tap:
         self.threads: list[threading.Thread] = []
         self.errors: list[str] = []
 
-    def _note(self, rec: TraceRecord) -> None:
+    def _note(self, rec: TraceRecord, write: bool = True) -> None:
         with self.cond:
             hops = self.seen.setdefault(rec.trace_id, set())
             if rec.hop in hops and rec.hop in ("first_frame", "encoded"):
                 return
             hops.add(rec.hop)
-            self.log.write(rec)
+            if write:
+                self.log.write(rec)
             self.cond.notify_all()
 
     def start(self, endpoints: Any, rings: Mapping[str, str]) -> None:
-        self.threads = [threading.Thread(target=self._bus, args=(endpoints,), name="tap-bus", daemon=True)]
+        self.threads = [threading.Thread(target=self._bus, args=(endpoints,), name="tap-bus", daemon=True),
+                        threading.Thread(target=self._tail, name="tap-log", daemon=True)]
         for ring, hop in (("frames", "first_frame"), ("jpeg", "encoded")):
             if ring in rings:
                 self.threads.append(threading.Thread(target=self._ring, args=(ring, rings[ring], hop),
@@ -301,6 +303,27 @@ class Tap:
                 rec = tracing.record_of(msg, topic.split(".", 1)[0])
                 if rec is not None:
                     self._note(rec)
+
+    def _tail(self) -> None:
+        """Follow the trace log for hops only a stage sees (`sent`, `displayed` in serve)."""
+        import json
+
+        with open(self.log.path, encoding="utf-8", errors="replace") as f:
+            pending = ""
+            while not self.stop.is_set():
+                chunk = f.read()
+                if not chunk:
+                    time.sleep(0.02)
+                    continue
+                pending += chunk
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    try:
+                        rec = TraceRecord.from_dict(json.loads(line))
+                    except (ValueError, TypeError):
+                        continue  # counted when the whole log is read at the end
+                    if rec.hop in ("sent", "displayed"):
+                        self._note(rec, write=False)
 
     def _ring(self, ring: str, name: str, hop: str) -> None:
         from synesthesia import shm
@@ -367,10 +390,13 @@ Driver = Callable[["Any", Tap, Callable[[str], None]], None]
 
 
 def run_pipeline(settings: Any, graph: Sequence[Any] | None, drive: Driver, trace_log: Path, *,
-                 progress: Callable[[str], None] = lambda s: None, startup_timeout_s: float = 60.0) -> RunResult:
+                 progress: Callable[[str], None] = lambda s: None, startup_timeout_s: float = 60.0,
+                 browser: bool = False) -> RunResult:
     """Start the engine (supervisor in this thread: it owns signal handling), wait until the
     jpeg ring carries frames, call ``drive(arbiter, tap, progress)`` in a helper thread, stop
-    the engine, and return every trace record of the run."""
+    the engine, and return every trace record of the run. With ``browser`` (the graph must run
+    the serve stage), a headless chromium opens the viewer and draws every frame first, so the
+    `sent` and `displayed` hops are stamped by a real page."""
     from synesthesia.supervisor.arbiter import Arbiter
 
     trace_log.parent.mkdir(parents=True, exist_ok=True)
@@ -386,6 +412,7 @@ def run_pipeline(settings: Any, graph: Sequence[Any] | None, drive: Driver, trac
     tap = Tap(log)
 
     def driver() -> None:
+        viewer: Any = None
         try:
             deadline = time.monotonic() + startup_timeout_s
             while time.monotonic() < deadline and not arbiter.stop_requested.is_set():
@@ -411,11 +438,18 @@ def run_pipeline(settings: Any, graph: Sequence[Any] | None, drive: Driver, trac
                                   + ", ".join(f"{w.name} {w.state.value}" for w in arbiter.watchers.values()))
                     return
                 time.sleep(0.1)
+            if browser:
+                viewer = attach_browser(arbiter, deadline, progress)
             time.sleep(0.3)  # let subscriptions settle: PUB/SUB joins are asynchronous
             drive(arbiter, tap, progress)
         except Exception as e:  # report, then stop the engine: never leave it running
             errors.append(f"driver failed: {type(e).__name__}: {e}")
         finally:
+            if viewer is not None:
+                drawn = _frames_drawn(viewer)
+                viewer.close()
+                if drawn is not None:
+                    progress(f"e2e: the browser drew {drawn} frames")
             arbiter.request_stop("bench finished")
 
     thread = threading.Thread(target=driver, name="bench-driver", daemon=True)
@@ -434,6 +468,33 @@ def run_pipeline(settings: Any, graph: Sequence[Any] | None, drive: Driver, trac
     records, bad = tracing.read(trace_log)
     return RunResult(records, sorted(tap.frames, key=lambda f: f.t_publish_ns), [s.name for s in arbiter.graph], bad,
                      code, out.getvalue()[-4000:], errors + tap.errors)
+
+
+def attach_browser(arbiter: Any, deadline: float, progress: Callable[[str], None]) -> Any:
+    """Open the run's viewer in headless chromium and wait until it draws frames; the caller
+    closes the returned :class:`~synesthesia.bench.browser.Browser`."""
+    from synesthesia.bench.browser import Browser
+
+    progress("e2e: waiting for the viewer's address")
+    while not arbiter.viewer_url:
+        if arbiter.stop_requested.is_set() or time.monotonic() > deadline:
+            raise RuntimeError("the serve stage never announced the viewer's address (is it in the pipeline?)")
+        time.sleep(0.05)
+    progress(f"e2e: opening {arbiter.viewer_url} in headless chromium")
+    viewer = Browser()
+    try:
+        viewer.open_viewer(arbiter.viewer_url, timeout=max(10.0, deadline - time.monotonic()))
+    except BaseException:
+        viewer.close()
+        raise
+    return viewer
+
+
+def _frames_drawn(viewer: Any) -> int | None:
+    try:
+        return int(viewer.page().js("window.synesthesia.framesDrawn"))
+    except Exception:
+        return None
 
 
 def typed_driver(prompts: Sequence[str], n: int, timeout_s: float, gap_s: float, expected: Sequence[str]) -> Driver:
@@ -547,13 +608,21 @@ def run_from_args(args: Any) -> Report:
         print(f"\r\x1b[K{text}" if sys.stderr.isatty() else text, file=sys.stderr, end="" if sys.stderr.isatty() else "\n",
               flush=True)
 
-    overrides: dict[str, Any] = {"headless": True, "log_level": "warning"}
+    overrides: dict[str, Any] = {"headless": not args.browser, "log_level": "warning"}
+    if args.browser:
+        from synesthesia.bench.browser import find_chromium
+
+        if find_chromium() is None:
+            raise RuntimeError("bench e2e --browser needs chromium (Debian: apt-get install chromium; or set "
+                               "SYNESTHESIA_CHROMIUM)")
+        overrides["serve"] = {"host": "127.0.0.1", "port": 0, "token": None}
     if args.backend:
         overrides["world"] = {"backend": args.backend}
     settings = load_settings(getattr(args, "config", None), overrides=overrides)
     graph = default_graph(settings)
     stages = [s.name for s in graph]
     spoken = bool(args.manifest) or ("listen" in stages and not args.prompt)
+    viewer = bool(args.viewer or args.browser)
     if spoken and "listen" not in stages:
         raise RuntimeError("bench e2e --manifest needs the listen stage, which this build's pipeline does not run yet; "
                            "use typed prompts (the default) until the hearing stages are merged")
@@ -570,16 +639,17 @@ def run_from_args(args: Any) -> Report:
             progress(f"e2e: clip {i + 1}: {clip.name}")
             s = load_settings(getattr(args, "config", None), overrides={**overrides, "capture": {"source": str(clip), "loop": False}})
             results.append(run_pipeline(s, default_graph(s), spoken_driver(_clip_seconds(clip), timeout),
-                                        log_path.with_name(f"{log_path.stem}-{i}{log_path.suffix}"), progress=progress))
+                                        log_path.with_name(f"{log_path.stem}-{i}{log_path.suffix}"), progress=progress,
+                                        browser=args.browser))
     elif spoken:
         # The configured source (the bundled demo speech by default) plays until n utterances ended.
         results.append(run_pipeline(settings, graph, spoken_driver(args.interactions * 10.0, timeout, args.interactions),
-                                    log_path, progress=progress))
+                                    log_path, progress=progress, browser=args.browser))
     else:
         prompts = list(args.prompt or DEFAULT_PROMPTS)
-        expected = expected_hops(stages, "prompt", args.viewer)
+        expected = expected_hops(stages, "prompt", viewer)
         results.append(run_pipeline(settings, graph, typed_driver(prompts, args.interactions, timeout, args.gap, expected),
-                                    log_path, progress=progress))
+                                    log_path, progress=progress, browser=args.browser))
     if sys.stderr.isatty():
         print(file=sys.stderr)
     records = [r for res in results for r in res.records]
@@ -590,7 +660,7 @@ def run_from_args(args: Any) -> Report:
         "interactions_requested": args.interactions, "mode": "spoken" if spoken else "typed", "trace_log": str(log_path)})
     title = "End-to-end latency" + (" beside the reference system (world backend: emulate)" if emulate else "")
     report = build_report(records, stages, prov, title=title, with_reference=emulate or args.reference,
-                          viewer=args.viewer, interactions=interactions, frames=frames)
+                          viewer=viewer, interactions=interactions, frames=frames)
     for res in results:
         if res.bad_lines:
             report.notes.append(f"{res.bad_lines} unreadable trace-log lines (a process stopped mid-write)")

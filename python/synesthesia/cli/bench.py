@@ -54,7 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--manifest", metavar="PATH", help="spoken commands: one run per clip (needs the listen stage)")
             p.add_argument("--timeout", type=float, metavar="S", help="seconds to wait for an interaction's hops (default: 3, + the emulated lag)")
             p.add_argument("--gap", type=float, default=0.2, metavar="S", help="pause between interactions (default: 0.2)")
-            p.add_argument("--viewer", action="store_true", help="a browser is attached: expect the `displayed` hop")
+            p.add_argument("--browser", action="store_true",
+                           help="run the serve stage and attach headless chromium to the viewer, so the `sent` "
+                                "(on the wire) and `displayed` hops are measured on a real page (needs chromium)")
+            p.add_argument("--viewer", action="store_true",
+                           help="with --from-log: a browser was attached to that run, expect the `displayed` hop")
             p.add_argument("--reference", action="store_true", help="print the reference table beside ours with any backend")
             p.add_argument("--config", metavar="FILE", help="TOML settings file")
             p.add_argument("--trace-log", metavar="FILE", help="keep the run's JSON Lines trace log here (default: a temp file)")

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synesthesia import shm
-from synesthesia.messages import Intent, Prompt, TranscriptFinal, TranscriptPartial, WorldApplied
+from synesthesia.messages import Intent, LogLine, Prompt, TranscriptFinal, TranscriptPartial, WorldApplied
 from synesthesia.stages.host import StageContext
 from synesthesia.stream import ports
 from synesthesia.stream.records import JpegRecord
@@ -112,7 +112,8 @@ def main(ctx: StageContext) -> None:
     server = StreamServer(source, BusPrompts(ctx), RingAudio(audio), host=cfg.serve.host, port=cfg.serve.port,
                           token=cfg.serve.token)
     server.start_in_thread()
-    ctx.log.info("viewer: %s", server.url)
+    # Published past the log level: the supervisor learns the viewer's address from this line.
+    ctx.publish(LogLine(stage=ctx.name, level="info", text=f"viewer: {server.url}"))
     ctx.status.update(url=server.url)
     events = threading.Thread(target=_forward_events, args=(ctx, server), name="events", daemon=True)
     events.start()
