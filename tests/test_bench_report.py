@@ -86,8 +86,20 @@ def test_a_missing_hop_makes_an_interaction_incomplete_not_dropped() -> None:
     assert by_id[4]["present"] == ["prompt", "intent", "applied"]
     assert by_id[5]["origin"] == "unknown"
     assert by_id[5]["missing"] == ["prompt or speech_end", "intent", "applied"]
+    assert by_id[4]["why"] == "stopped after applied"
     md = report.to_markdown()
-    assert "3 complete, 2 incomplete" in md and "| 4 | prompt | first_frame, encoded |" in md
+    assert "3 complete, 2 incomplete" in md and "| 4 | prompt | stopped after applied | first_frame, encoded |" in md
+
+
+def test_an_incomplete_spoken_interaction_says_why() -> None:
+    heard = [TraceRecord(1, "speech_end", 0), TraceRecord(1, "transcript_final", MS, fields={"text": "two to you"})]
+    retracted = [TraceRecord(2, "speech_end", 0), TraceRecord(2, "transcript_final", MS, fields={"text": "to dawn"}),
+                 TraceRecord(2, "intent", 2 * MS, fields={"keywords": [], "provisional": False})]
+    report = build_report(heard + retracted, ["listen", "nlp", "world"], {})
+    assert report.interactions is not None
+    why = {x["trace_id"]: x["why"] for x in report.interactions.incomplete}
+    assert why == {1: 'no command in the final transcript (heard "two to you")',
+                   2: 'the final transcript retracted an early intent (heard "to dawn")'}
 
 
 def test_expected_hops_follow_the_stages_that_ran() -> None:

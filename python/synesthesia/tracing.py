@@ -210,7 +210,7 @@ def record_of(msg: Message, stage: str = "") -> TraceRecord | None:
     if hop is None:
         return None
     extra: dict[str, Any] = {}
-    for name in ("intent_id", "frame", "text", "source", "provisional"):
+    for name in ("intent_id", "frame", "text", "source", "provisional", "keywords"):
         if hasattr(msg, name):
             extra[name] = getattr(msg, name)
     return TraceRecord(int(msg.trace_id), hop, msg.t_ns, stage, 0, extra)  # type: ignore[attr-defined]

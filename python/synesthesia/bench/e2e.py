@@ -185,6 +185,24 @@ def latency_rows(interactions: Sequence[Interaction], stages: Iterable[str], *, 
     return rows
 
 
+def why_incomplete(it: Interaction, missing: Sequence[str]) -> str:
+    """A short reading of where an interaction stopped, from the hops it has."""
+    intent = it.fields.get("intent", {})
+    if "intent" in missing and "transcript_final" in it.hops:
+        return "no command in the final transcript" + (f" ({t})" if (t := _text(it)) else "")
+    if "intent" in it.hops and "applied" in missing and intent.get("keywords") == []:
+        return "the final transcript retracted an early intent" + (f" ({t})" if (t := _text(it)) else "")
+    if set(missing) <= {"sent", "displayed"}:
+        return "no frame carrying it reached the viewer"
+    present = [h for h in HOPS if h in it.hops]
+    return f"stopped after {present[-1]}" if present else "no hop seen"
+
+
+def _text(it: Interaction) -> str:
+    text = it.fields.get("transcript_final", {}).get("text")
+    return f'heard "{text}"' if text else ""
+
+
 def tally(interactions: Sequence[Interaction], stages: Iterable[str], viewer: bool = False) -> Interactions:
     names = list(stages)
     out = Interactions(total=len(interactions))
@@ -198,7 +216,7 @@ def tally(interactions: Sequence[Interaction], stages: Iterable[str], viewer: bo
             missing = it.missing(expected_hops(names, it.origin, viewer))
         if missing:
             out.incomplete.append({"trace_id": it.trace_id, "origin": it.origin, "missing": missing,
-                                   "present": [h for h in HOPS if h in it.hops]})
+                                   "present": [h for h in HOPS if h in it.hops], "why": why_incomplete(it, missing)})
         else:
             out.complete += 1
     return out

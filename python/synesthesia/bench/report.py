@@ -73,7 +73,7 @@ class Interactions:
     total: int = 0
     complete: int = 0
     expected_hops: list[str] = field(default_factory=list)
-    incomplete: list[dict[str, Any]] = field(default_factory=list)  # {"trace_id", "origin", "missing", "present"}
+    incomplete: list[dict[str, Any]] = field(default_factory=list)  # {"trace_id", "origin", "missing", "present", "why"}
 
 
 @dataclass(slots=True)
@@ -169,9 +169,9 @@ class Report:
                  f"{i.total} interactions, {i.complete} complete, {len(i.incomplete)} incomplete "
                  f"(expected hops: {', '.join(i.expected_hops)}).", ""]
         if i.incomplete:
-            lines += ["| trace id | origin | missing hops | hops seen |", "| --- | --- | --- | --- |"]
-            lines += [f"| {x['trace_id']:x} | {x['origin']} | {', '.join(x['missing'])} | {', '.join(x['present'])} |"
-                      for x in i.incomplete]
+            lines += ["| trace id | origin | why | missing hops | hops seen |", "| --- | --- | --- | --- | --- |"]
+            lines += [f"| {x['trace_id']:x} | {x['origin']} | {x.get('why', '')} | {', '.join(x['missing'])} | "
+                      f"{', '.join(x['present'])} |" for x in i.incomplete]
             lines.append("")
         return lines
 
