@@ -32,6 +32,7 @@ def write(directory: str | Path, interactions: Sequence[Interaction], frames: Se
     wire = "sent" if "serve" in stages else "encoded"
 
     fig, ax = plt.subplots(figsize=(8, 5))
+    styles = ("-", "--", ":", "-.")
     for seg in SEGMENTS:
         if seg.field is not None:
             vals = [float(it.fields.get(seg.field[0], {}).get(seg.field[1])) for it in interactions  # type: ignore[arg-type]
@@ -41,7 +42,9 @@ def write(directory: str | Path, interactions: Sequence[Interaction], frames: Se
             vals = [v for it in interactions if (v := it.span_ms(seg.start, end)) is not None]
         if vals:
             xs = np.sort(vals)
-            ax.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", label=f"{seg.name} (n={len(xs)})")
+            # Ten colours, then the next line style: every row stays tellable apart.
+            ax.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", label=f"{seg.name} (n={len(xs)})",
+                    linestyle=styles[(len(ax.lines) // 10) % len(styles)])
     ax.set_xscale("log")
     ax.set_xlabel("latency, ms (log)")
     ax.set_ylabel("fraction of interactions")
@@ -73,16 +76,19 @@ def write(directory: str | Path, interactions: Sequence[Interaction], frames: Se
         t0 = min(stamps)
         rings = sorted({f.ring for f in frames})
         for y, ring in enumerate(rings):
-            fs = [f for f in frames if f.ring == ring]
-            ax.scatter([(f.t_publish_ns - t0) / 1e9 for f in fs], [y] * len(fs), s=4,
-                       c=["tab:red" if f.trace_ids else "tab:gray" for f in fs])
+            fs = sorted((f for f in frames if f.ring == ring), key=lambda f: f.t_publish_ns)
+            # A frame is marked when it answers to a trace id its predecessor did not: the first
+            # changed frame of an interaction (later frames keep carrying the id).
+            fresh = [bool(set(f.trace_ids) - set(fs[i - 1].trace_ids if i else ())) for i, f in enumerate(fs)]
+            ax.scatter([(f.t_publish_ns - t0) / 1e9 for f in fs], [y] * len(fs), s=[30 if n else 3 for n in fresh],
+                       c=["tab:red" if n else "tab:gray" for n in fresh])
         hop_y = len(rings)
         for it in interactions:
             for h, t in it.hops.items():
                 # Hops of one interaction stack upward in pipeline order within one band.
                 ax.scatter([(t - t0) / 1e9], [hop_y + 0.8 * HOPS.index(h) / len(HOPS)], s=10, marker="|", c="tab:blue")
         ax.set_yticks(list(range(len(rings))) + [hop_y + 0.4], [f"{r} ring" for r in rings] + ["hops"])
-    ax.set_xlabel("seconds since the first stamp (red: a frame carrying a trace id)")
+    ax.set_xlabel("seconds since the first stamp (red: the first frame carrying an interaction's trace id)")
     ax.set_title("Per-frame timeline")
     written.append(out / "timeline.png")
     fig.savefig(written[-1], dpi=110, bbox_inches="tight")
