@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -152,7 +153,7 @@ def test_typed_prompt_gives_an_intent_and_a_changed_frame(browser: tuple[Cdp, De
     cdp.wait("window.synesthesia.events.some(e => e.type === 'intent' && e.intent === 'forest')", 10, "the forest intent")
     assert any(p.text == "a forest at dawn" for p in pipe.brain.prompts)
     trace = cdp.js("window.synesthesia.events.find(e => e.type === 'intent' && e.intent === 'forest').trace")
-    cdp.wait(f"window.synesthesia.lastTraced && window.synesthesia.lastTraced.trace.includes({trace})", 10, "a frame traced to the prompt")
+    cdp.wait(f"window.synesthesia.lastTraced && window.synesthesia.lastTraced.trace.includes({json.dumps(trace)})", 10, "a frame traced to the prompt")
     cdp.wait(f"window.synesthesia.lastDrawn > window.synesthesia.lastTraced.frame", 10, "the traced frame drawn")
     after = cdp.js(CANVAS_DIGEST)["mean"]
     # The forest look lifts green against red; the picture visibly changed.

@@ -57,20 +57,16 @@ def test_spoken_wav_through_the_browser_mic_gives_its_intent(tmp_path: Path) -> 
         cdp.wait("window.synesthesia.mic === 'on'", 15, "the microphone to start")
         cdp.wait("window.synesthesia.events.some(e => e.type === 'intent' && e.intent === 'ocean')", 20,
                  "the spoken intent (ocean) to come back")
-        # Every hop of an utterance that heard "ocean", from the VAD to the page drawing the
-        # frame, is in the trace log (64-bit trace ids do not survive JSON in a browser, so the
-        # utterance is found by its transcript).
+        # The page names the utterance by its exact 64-bit trace id (a decimal string on the
+        # wire), and the trace log has every hop of it, from the VAD to the page drawing the frame.
+        tid = int(cdp.js("window.synesthesia.events.find(e => e.type === 'intent' && e.intent === 'ocean').trace"))
         want = {"speech_start", "speech_end", "transcript_final", "intent", "applied", "first_frame", "sent", "displayed"}
         end = time.monotonic() + 20
-        best: set[str] = set()
-        while not want <= best and time.monotonic() < end:
-            records = tracing.read(log)[0]
-            heard = {r.trace_id for r in records if r.hop == "transcript_final" and "ocean" in str(r.fields.get("text"))}
-            for tid in heard:
-                hops = {r.hop for r in records if r.trace_id == tid}
-                best = hops if len(hops & want) > len(best & want) else best
+        hops: set[str] = set()
+        while not want <= hops and time.monotonic() < end:
+            hops = {r.hop for r in tracing.read(log)[0] if r.trace_id == tid}
             time.sleep(0.2)
-        assert want <= best, f"missing hops: {want - best}"
+        assert want <= hops, f"missing hops of trace {tid}: {want - hops}"
     finally:
         if cdp is not None:
             cdp.close()

@@ -88,13 +88,13 @@ def _forward_events(ctx: StageContext, server: StreamServer) -> None:
             event: dict[str, Any] | None = None
             if isinstance(msg, (TranscriptPartial, TranscriptFinal)):
                 event = {"type": "transcript", "text": msg.text, "final": isinstance(msg, TranscriptFinal),
-                         "source": "speech", "trace": msg.trace_id}
+                         "source": "speech", "trace": str(msg.trace_id)}
             elif isinstance(msg, Intent):
                 for word, weight in zip(msg.keywords, msg.weights):
                     server.post_event({"type": "intent", "intent": word, "weight": weight, "prompt": msg.prompt,
-                                       "trace": msg.trace_id})
+                                       "trace": str(msg.trace_id)})
             elif isinstance(msg, WorldApplied):
-                event = {"type": "applied", "frame": msg.frame, "trace": msg.trace_id}
+                event = {"type": "applied", "frame": msg.frame, "trace": str(msg.trace_id)}
             if event is not None:
                 server.post_event(event)
     finally:

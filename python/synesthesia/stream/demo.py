@@ -111,8 +111,8 @@ class DemoBrain:
         now = time.monotonic_ns()
         self.world.apply(look, prompt.trace_id, {"transcript": prompt.t_ns, "intent": now})
         if self.server is not None:
-            self.server.post_event({"type": "transcript", "text": prompt.text, "final": True, "source": "typed", "trace": prompt.trace_id})
-            self.server.post_event({"type": "intent", "intent": look, "weight": 1.0 if look != "plain" else 0.2, "prompt": prompt.text, "trace": prompt.trace_id})
+            self.server.post_event({"type": "transcript", "text": prompt.text, "final": True, "source": "typed", "trace": str(prompt.trace_id)})
+            self.server.post_event({"type": "intent", "intent": look, "weight": 1.0 if look != "plain" else 0.2, "prompt": prompt.text, "trace": str(prompt.trace_id)})
 
 
 class DemoAudio:

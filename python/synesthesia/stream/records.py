@@ -117,7 +117,7 @@ class JpegRecord:
         meta: dict[str, Any] = {
             "type": "frame", "frame": self.frame, "bytes": len(self.jpeg), "width": self.width,
             "height": self.height, "mode": self.mode, "quality": self.quality, "scale": self.scale,
-            "trace": list(self.trace_ids), "t": dict(self.t),
+            "trace": [str(t) for t in self.trace_ids], "t": dict(self.t),
         }
         meta.update(extra)
         return meta

@@ -10,7 +10,8 @@ Wire protocol on ``/ws`` (documented for the viewer and for plain clients):
 server -> client
   - a text message ``{"type": "frame", "frame": N, "bytes": B, "width", "height", "mode",
     "quality", "scale", "trace": [...], "t": {hop: monotonic ns}, "served": ns}`` immediately
-    followed by one binary message holding that complete JPEG file (B bytes);
+    followed by one binary message holding that complete JPEG file (B bytes); trace ids, here
+    and in every event, are decimal strings (64-bit ids do not survive a JavaScript number);
   - text events: ``hello`` (once, with the protocol version), ``transcript``, ``intent``, ``hud`` (once a second), ``error``
     and whatever else is posted with :meth:`StreamServer.post_event`.
 client -> server (text JSON, at most 64 KiB)
@@ -59,7 +60,7 @@ MAX_MESSAGE = 1 << 16
 MAX_PROMPT = 500
 PCM_RATE = 16000
 #: Bumped when a message changes shape; sent in the "hello" event.
-PROTOCOL = 1
+PROTOCOL = 2  # 2: trace ids travel as decimal strings
 _EVENT_BACKLOG = 64
 _trace_ids = itertools.count(1 << 32)
 
@@ -407,7 +408,7 @@ class StreamServer:
             prompt = Prompt(text.strip(), client.id, time.monotonic_ns(), next(_trace_ids))
             if self.prompts is not None:
                 self.prompts.submit(prompt)
-            self._queue(client, json.dumps({"type": "prompt.accepted", "text": prompt.text, "trace": prompt.trace_id}))
+            self._queue(client, json.dumps({"type": "prompt.accepted", "text": prompt.text, "trace": str(prompt.trace_id)}))
         elif kind == "ack":
             frame = msg.get("frame")
             if isinstance(frame, bool) or not isinstance(frame, int):
