@@ -50,6 +50,16 @@ def test_errors_name_the_key_and_value(data: dict[str, object], key: str, words:
     assert str(info.value).startswith(f"{key}: ") and words in str(info.value)
 
 
+def test_settings_that_cannot_work_together_are_refused() -> None:
+    with pytest.raises(SettingsError, match=r"^record: needs the serve stage"):
+        load_settings(environ={}, overrides={"headless": True, "record": "out.avi"})
+    with pytest.raises(SettingsError, match=r"^capture\.source: 'browser' needs the serve stage"):
+        load_settings(environ={"SYNESTHESIA_HEADLESS": "1"}, overrides={"capture": {"source": "browser"}})
+    with pytest.raises(SettingsError, match=r"^capture\.wait_s: invalid value -1"):
+        load_settings(environ={}, overrides={"capture": {"wait_s": -1}})
+    assert load_settings(environ={}, overrides={"record": "out.avi"}).record == "out.avi"
+
+
 def test_environment_errors_name_the_key() -> None:
     with pytest.raises(SettingsError, match=r"^serve\.port: invalid value 'x'"):
         load_settings(environ={"SYNESTHESIA_SERVE__PORT": "x"})

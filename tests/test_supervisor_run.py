@@ -190,6 +190,15 @@ def test_viewer_streams_frames_and_takes_prompts(tmp_path: Path) -> None:
         img = Image.open(io.BytesIO(jpeg))
         assert img.size == (meta["width"], meta["height"]) == (320, 176)
         wait_for_status(tmp_path, lambda s: s["counts"]["prompts"] >= 1)
+        # A serve restart keeps what was recorded and goes on in a numbered part.
+        serve_pid = next(st["pid"] for st in status["stages"] if st["name"] == "serve")
+        os.kill(serve_pid, signal.SIGKILL)
+        wait_for_status(tmp_path, lambda s: any(st["name"] == "serve" and st["state"] == "running" and st["pid"] != serve_pid
+                                                for st in s["stages"]))
+        part2 = tmp_path / "stream.part2.avi"
+        deadline = time.monotonic() + 30
+        while not (part2.exists() and part2.stat().st_size > 10_000) and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         p.send_signal(signal.SIGINT)
         out, _ = p.communicate(timeout=60)
@@ -197,7 +206,9 @@ def test_viewer_streams_frames_and_takes_prompts(tmp_path: Path) -> None:
     assert "prompt (typed): 'snow over the forest'" in out
     import cv2
 
-    video = cv2.VideoCapture(str(rec))
+    first = rec.read_bytes()
+    assert first[:4] == b"RIFF" and len(first) > 10_000, "the part recorded before the restart is kept"
+    video = cv2.VideoCapture(str(part2))
     ok, picture = video.read()
     video.release()
     assert ok and picture.shape[:2] == (176, 320), "the recording opens in a common decoder"

@@ -210,7 +210,7 @@ def _validate(target: Any, prefix: str) -> None:
             value = getattr(target, name)
             if not low <= value <= high:
                 raise SettingsError(f"{prefix}{name}", f"invalid value {value!r}; must be in {low:g}..{high:g}")
-    for name in ("duration_s", "time_constant_s"):
+    for name in ("duration_s", "time_constant_s", "wait_s"):
         value = getattr(target, name, None)
         if value is not None and value < 0:
             raise SettingsError(f"{prefix}{name}", f"invalid value {value!r}; must be >= 0")
@@ -249,4 +249,13 @@ def load_settings(
     _apply(settings, _env_layer(os.environ if environ is None else environ), "", from_text=True)
     if overrides:
         _apply(settings, overrides, "")
+    _check_together(settings)
     return settings
+
+
+def _check_together(settings: Settings) -> None:
+    """Settings that are each valid but cannot work together: refuse, never ignore silently."""
+    if settings.headless and settings.record:
+        raise SettingsError("record", "needs the serve stage, which headless runs leave out: drop --headless")
+    if settings.headless and settings.capture.source == "browser":
+        raise SettingsError("capture.source", "'browser' needs the serve stage, which headless runs leave out")

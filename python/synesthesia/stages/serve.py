@@ -9,6 +9,7 @@ into the audio ring when the run's audio source is `browser`.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -101,13 +102,28 @@ def _forward_events(ctx: StageContext, server: StreamServer) -> None:
         sub.close()
 
 
+def record_path(ctx: StageContext) -> Path:
+    """Where this serve process records: ``--record``'s path the first time in a run; after a
+    restart, a numbered part beside it (``out.avi`` -> ``out.part2.avi``), so a restart never
+    truncates what the run already recorded. The count lives in the run's private directory."""
+    assert ctx.settings.record is not None
+    marker = ctx.endpoints.directory / "serve-record-parts"
+    try:
+        part = int(marker.read_text()) + 1
+    except (OSError, ValueError):
+        part = 1
+    marker.write_text(str(part))
+    path = Path(ctx.settings.record)
+    return path if part == 1 else path.with_name(f"{path.stem}.part{part}{path.suffix}")
+
+
 def main(ctx: StageContext) -> None:
     cfg = ctx.settings
     jpeg = shm.ByteRing.attach(ctx.rings["jpeg"])
     audio = shm.FrameRing.attach(ctx.rings["audio"]) if cfg.capture.source == "browser" else None
-    recorder = MjpegRecorder(cfg.record, fps=cfg.world.fps) if cfg.record else None
+    recorder = MjpegRecorder(record_path(ctx), fps=cfg.world.fps) if cfg.record else None
     if recorder is not None:
-        ctx.log.info("recording the stream to %s", cfg.record)
+        ctx.log.info("recording the stream to %s", recorder.path)
     source = JpegRingSource(jpeg, recorder)
     server = StreamServer(source, BusPrompts(ctx), RingAudio(audio), host=cfg.serve.host, port=cfg.serve.port,
                           token=cfg.serve.token)
