@@ -3,6 +3,7 @@ report's JSON schema, the reference table, area registration and the Perfetto tr
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import sys
@@ -140,6 +141,8 @@ def test_perfetto_trace_has_a_slice_per_step(tmp_path: Path) -> None:
     assert all(e["dur"] >= 0 and e["ts"] >= 0 for e in slices)
     steps = {e["name"] for e in slices if e["args"].get("trace_id") == "2"}
     assert {"prompt -> intent", "intent -> applied", "applied -> first_frame", "first_frame -> encoded", "prompt 2"} <= steps
+    gz = perfetto.write(tmp_path / "t.json.gz", join(synthetic()))
+    assert json.loads(gzip.decompress(gz.read_bytes())) == doc
 
 
 def test_an_area_script_plugs_in_and_its_rows_become_tables(tmp_path: Path) -> None:

@@ -71,5 +71,11 @@ def write(path: str | Path, interactions: Sequence[Interaction], frames: Sequenc
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"traceEvents": trace_events(interactions, frames), "displayTimeUnit": "ms", "otherData": metadata or {}}
-    path.write_text(json.dumps(doc, default=str))
+    text = json.dumps(doc, default=str, separators=(",", ":"))
+    if path.suffix == ".gz":  # Perfetto opens gzipped JSON as is; a long run's trace shrinks ~10x
+        import gzip
+
+        path.write_bytes(gzip.compress(text.encode(), mtime=0))
+    else:
+        path.write_text(text)
     return path
