@@ -72,7 +72,10 @@ def test_duration_run_ends_cleanly(tmp_path: Path) -> None:
 def test_killed_stages_are_restarted_and_frames_keep_coming(tmp_path: Path) -> None:
     p = start(tmp_path)
     try:
-        status = wait_for_status(tmp_path, lambda s: frames_of(s) > 0)
+        status = wait_for_status(tmp_path, lambda s: frames_of(s) > 0 and all(x["state"] == "running" for x in s["stages"]))
+        # What was asked for before a crash survives it: the restarted world replays the scene.
+        assert cli(tmp_path, "say", "snow over the forest").returncode == 0
+        status = wait_for_status(tmp_path, lambda s: s["counts"]["applied"] >= 1)
         for name in ("world", "encode"):
             pid = next(s["pid"] for s in status["stages"] if s["name"] == name)
             os.kill(pid, signal.SIGKILL)
@@ -88,6 +91,7 @@ def test_killed_stages_are_restarted_and_frames_keep_coming(tmp_path: Path) -> N
         out, _ = p.communicate(timeout=60)
     assert p.returncode == 0, out
     assert "stopping: SIGINT" in out
+    assert "restored the scene from the run's last 1 intents" in out
     assert "encode: killed by signal 9" in out.replace("exited", "killed") or "signal 9" in out
     assert children_of(p.pid) == []
     assert segments_with(status["run"]) == []

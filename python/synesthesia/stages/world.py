@@ -87,6 +87,35 @@ def _feed_audio(ctx: StageContext, pacer: Pacer) -> None:
         ring.close()
 
 
+def restore_scene(ctx: StageContext, pacer: Pacer) -> int:
+    """Replay the run's recent final intents, which the supervisor keeps, so a restarted world
+    shows what was asked for instead of the default scene; settle at once rather than ease in.
+    A supervisor that does not answer (a test harness, say) restores nothing."""
+    from synesthesia.bus import CommandClient
+
+    try:
+        with CommandClient(ctx.endpoints.command("supervisor")) as client:
+            reply = client.call("scene", timeout=1.0)
+    except Exception as e:
+        ctx.log.warning("could not ask the supervisor for the scene: %s", e)
+        return 0
+    if reply is None or not reply.ok or not isinstance(reply.result, list):
+        return 0
+    count = 0
+    for item in reply.result:
+        try:
+            intent = WorldIntent(keywords=dict(zip(item["keywords"], item["weights"])), prompt=item.get("prompt", ""),
+                                 t_ns=time.monotonic_ns())
+        except (KeyError, TypeError):
+            continue
+        if pacer.submit(intent) is None:
+            count += 1
+    settle = getattr(pacer.backend, "settle", None)
+    if count and callable(settle):
+        settle()
+    return count
+
+
 def main(ctx: StageContext) -> None:
     # Python's default 5 ms thread switch interval shows up directly as frame jitter.
     sys.setswitchinterval(0.0005)
@@ -97,6 +126,10 @@ def main(ctx: StageContext) -> None:
     sink = RingSink(ring, ctx)
     pacer = Pacer(backend, sink, fps=cfg.world.fps)
     sub = ctx.subscribe(["nlp.intent"])
+    restored = restore_scene(ctx, pacer)  # after subscribing: nothing published meanwhile is missed
+    if restored:
+        ctx.log.info("restored the scene from the run's last %d intents", restored)
+    ctx.status.update(restored_intents=restored)
     pacer.start()
     audio = threading.Thread(target=_feed_audio, args=(ctx, pacer), name="audio", daemon=True)
     audio.start()

@@ -49,6 +49,8 @@ log = logging.getLogger("synesthesia.supervisor")
 
 #: Samples per audio chunk on the audio ring: 32 ms at 16 kHz (silero VAD's window).
 AUDIO_CHUNK = 512
+#: Final intents the supervisor keeps for a restarted world stage.
+SCENE_MEMORY = 16
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
@@ -100,6 +102,9 @@ class Arbiter:
         self.runtime: RuntimeDir | None = None
         self.endpoints: Endpoints | None = None
         self.counts: dict[str, int] = {"prompts": 0, "intents": 0, "transcripts": 0, "applied": 0}
+        # The run's recent final intents: a restarted world stage replays them (`scene` command)
+        # so a crash does not throw away what the user asked for.
+        self.scene: deque[Intent] = deque(maxlen=SCENE_MEMORY)
 
     # -- output ---------------------------------------------------------------------------
     def say(self, stage: str, level: str, text: str) -> None:
@@ -159,7 +164,10 @@ class Arbiter:
             publisher.publish(Prompt(trace_id=tid, text=text, source="say"))
             return {"trace_id": tid}
 
-        return {"status": status, "stop": stop, "say": say}
+        def scene(_: Any) -> list[dict[str, Any]]:
+            return [{"keywords": list(m.keywords), "weights": list(m.weights), "prompt": m.prompt} for m in self.scene]
+
+        return {"status": status, "stop": stop, "say": say, "scene": scene}
 
     def status(self) -> dict[str, Any]:
         stages = []
@@ -205,6 +213,8 @@ class Arbiter:
                 self.say(stage, "info", f"transcript: {msg.text!r} (confidence {msg.confidence:.2f})")
         elif isinstance(msg, Intent):
             self.counts["intents"] += 1
+            if not msg.provisional and msg.keywords:
+                self.scene.append(msg)
             words = ", ".join(f"{k} {w:.2f}" for k, w in zip(msg.keywords, msg.weights))
             self.last_intent = f"{words}  ({msg.prompt!r})" if msg.prompt else words
             self.say(stage, "info", f"intent: {self.last_intent}{' (provisional)' if msg.provisional else ''}")
