@@ -216,3 +216,49 @@ def test_viewer_streams_frames_and_takes_prompts(tmp_path: Path) -> None:
     ok, picture = video.read()
     video.release()
     assert ok and picture.shape[:2] == (176, 320), "the recording opens in a common decoder"
+
+
+def test_live_view_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal (a real pseudo-terminal here) the supervisor redraws a live table of the
+    stages instead of printing log lines, and Ctrl-C (SIGINT) still ends the run cleanly."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    e = dict(os.environ, SYNESTHESIA_RUNTIME_DIR=str(tmp_path / "rt"), PYTHONUNBUFFERED="1", TERM="xterm")
+    p = subprocess.Popen([sys.executable, "-m", "synesthesia", "run", "--port", "0", "--duration", "60"],
+                         stdin=slave, stdout=slave, stderr=slave, env=e, cwd=tmp_path, close_fds=True)
+    os.close(slave)
+    screen = b""
+
+    def read_for(seconds: float) -> None:
+        nonlocal screen
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    screen += os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    return
+
+    try:
+        wait_for_status(tmp_path, lambda s: frames_of(s) > 0 and all(x["state"] == "running" for x in s["stages"]), 60)
+        read_for(2.0)  # at least one redraw after every stage runs
+        last = screen.rsplit(b"\x1b[H\x1b[2J", 1)[-1].decode(errors="replace")
+        assert screen.count(b"\x1b[H\x1b[2J") >= 2, "the table is redrawn in place"
+        assert "(Ctrl-C to stop)" in last and "viewer: http://127.0.0.1:" in last
+        for stage in ("capture", "listen", "nlp", "world", "encode", "serve"):
+            assert any(line.split()[:2] == [stage, "running"] for line in last.splitlines()), (stage, last)
+        assert "frames: " in last and "transcript:" in last
+    finally:
+        p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 60
+        while p.poll() is None and time.monotonic() < deadline:
+            read_for(0.2)  # keep draining: a child blocked on a full terminal could not stop
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        os.close(master)
+    assert p.returncode == 0, screen.decode(errors="replace")[-3000:]
+    assert children_of(p.pid) == []
