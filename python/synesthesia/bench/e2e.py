@@ -626,6 +626,9 @@ def run_from_args(args: Any) -> Report:
         print(f"\r\x1b[K{text}" if sys.stderr.isatty() else text, file=sys.stderr, end="" if sys.stderr.isatty() else "\n",
               flush=True)
 
+    if args.browser and args.from_log:
+        raise RuntimeError("--browser attaches a browser to a new run; --from-log reads a finished one "
+                           "(use --viewer to say a browser was attached to it)")
     overrides: dict[str, Any] = {"headless": not args.browser, "log_level": "warning"}
     if args.browser:
         from synesthesia.bench.browser import find_chromium

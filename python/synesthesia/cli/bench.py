@@ -85,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         return 2
     except RuntimeError as e:
-        print(f"synesthesia {e}", file=sys.stderr)
+        print(f"synesthesia bench {args.area}: {e}", file=sys.stderr)
         return 1
     report.provenance["command"] = command
     if args.area != "e2e" and (args.plots or args.trace):
