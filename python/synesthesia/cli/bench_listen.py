@@ -21,22 +21,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pocketsphinx: drop final command words whose lattice posterior is below this (0..1)")
     parser.add_argument("--no-partials", action="store_true",
                         help="no partial transcripts, so no early intents: only final ones")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                        help="override one PocketSphinxConfig or ListenerConfig field (repeatable), "
+                             "e.g. --set lw=8 --set stable_partials=3; for sweeps on the tune split")
     parser.add_argument("--limit", type=int, help="only the first N clips")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def _value(text: str, kind: object) -> object:
+    kind = str(kind)
+    if text == "None" and "None" in kind:
+        return None
+    if kind.startswith("bool"):
+        if text not in ("true", "false"):
+            raise ValueError(f"expected true or false, got {text!r}")
+        return text == "true"
+    if kind.startswith("int"):
+        return int(text)
+    if kind.startswith("float"):
+        return float(text)
+    return text
+
+
+def parse_settings(items: list[str]) -> tuple[dict[str, object], dict[str, object]]:
+    """``KEY=VALUE`` strings -> (PocketSphinxConfig overrides, ListenerConfig overrides); a key
+    neither has, or a value of the wrong kind, is an error naming it."""
+    from dataclasses import fields
+
+    from synesthesia.errors import SynesthesiaError
+    from synesthesia.hearing.listener import ListenerConfig
+    from synesthesia.hearing.recognizers import PocketSphinxConfig
+
+    kinds = [({f.name: f.type for f in fields(PocketSphinxConfig)}, {}),
+             ({f.name: f.type for f in fields(ListenerConfig) if f.name != "endpointer"}, {})]
+    for item in items:
+        key, sep, text = item.partition("=")
+        for known, out in kinds:
+            if sep and key in known:
+                try:
+                    out[key] = _value(text, known[key])
+                except ValueError as e:
+                    raise SynesthesiaError(f"--set {item}: {e}") from None
+                break
+        else:
+            names = sorted(kinds[0][0]) + sorted(kinds[1][0])
+            raise SynesthesiaError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(names)}")
+    return kinds[0][1], kinds[1][1]
 
 
 def main(args: argparse.Namespace) -> int:
     from synesthesia.errors import SynesthesiaError
     from synesthesia.hearing import build_listener
     from synesthesia.hearing.listener import ListenerConfig
+    from synesthesia.hearing.recognizers import PocketSphinxConfig
     from synesthesia.hearing.evaluate import evaluate, format_table, read_manifest, summarize
     from synesthesia.intent import load_vocabulary
 
     try:
         vocab = load_vocabulary(args.vocabulary)
         clips = read_manifest(args.manifest, vocab)[: args.limit]
-        config = ListenerConfig(partials=not args.no_partials)
-        listener = build_listener(vocab, config=config, vosk_model=args.vosk_model, min_posterior=args.min_posterior)
+        ps_over, listen_over = parse_settings(args.settings)
+        config = ListenerConfig(**{"partials": not args.no_partials, **listen_over})
+        listener = build_listener(vocab, config=config, vosk_model=args.vosk_model, min_posterior=args.min_posterior,
+                                  pocketsphinx=PocketSphinxConfig(**ps_over))
 
         def progress(i: int, n: int) -> None:
             if not args.quiet:
