@@ -196,6 +196,16 @@ def test_endpointer_needs_sustained_speech_and_silence() -> None:
     assert [ep.update(p) for p in [0.4, 0.1, 0.1, 0.9, 0.1, 0.1, 0.1]] == [None] * 6 + ["end"]
 
 
+def test_endpointer_pausing_while_speech_fades() -> None:
+    ep = Endpointer(EndpointerConfig(threshold=0.5, hysteresis=0.15, min_speech_ms=32, min_silence_ms=64))
+    seen = []
+    for p in [0.9, 0.9, 0.4, 0.9, 0.2, 0.1, 0.1]:
+        ep.update(p)
+        seen.append(ep.pausing)
+    # below the speech threshold while in speech; no longer once the utterance has ended
+    assert seen == [False, False, True, False, True, False, False]
+
+
 # ---- recognizers -----------------------------------------------------------------------------
 
 def test_vosk_missing_model_directory(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ class Hypothesis:
 class Recognizer(Protocol):
     def start(self) -> None: ...
     def feed(self, audio: npt.NDArray[np.float32]) -> None: ...
-    def partial(self) -> Hypothesis | None: ...
+    def partial(self, pausing: bool = False) -> Hypothesis | None: ...
     def finish(self) -> Hypothesis: ...
 
 
@@ -92,6 +92,7 @@ class PocketSphinxConfig:
     frequent_fillers: int = 2000  # garbage words: FILLER_WORDS plus this many of the most frequent
     lm_seed: int = 7
     closed_frames: int = 8
+    pause_closed_frames: int = 4  # closed_frames while the VAD hears a pause
     bestpath: bool = False  # LM modes only: the lattice pass, needed for min_posterior
     min_posterior: float | None = None  # LM modes, final only: drop command words below it
     # LM modes: the flat-lexicon second pass re-decodes the whole utterance inside end_utt
@@ -388,7 +389,9 @@ class PocketSphinxRecognizer:
         conf = 1.0 / (1.0 + math.exp(-margin * 1000.0))
         return Hypothesis(text if self.config.mode != "grammar" else " ".join(kept), conf)
 
-    def partial(self) -> Hypothesis | None:
+    def partial(self, pausing: bool = False) -> Hypothesis | None:
+        """``pausing``: the VAD hears no speech in the latest audio, so the last word is likely
+        complete and ``pause_closed_frames`` replaces ``closed_frames``."""
         if not self._in_utt:
             return None
         if self._phones is not None:
@@ -396,7 +399,8 @@ class PocketSphinxRecognizer:
         segs = self._decoder.seg()  # None until the search has a path
         if segs is None:
             return None
-        limit = self._decoder.n_frames() - self.config.closed_frames
+        closed = self.config.pause_closed_frames if pausing else self.config.closed_frames
+        limit = self._decoder.n_frames() - closed
         words = [w for seg in segs if seg.end_frame < limit
                  and not (w := seg.word.split("(", 1)[0]).startswith(("<", "[")) and w != "(NULL)"]
         if self.config.mode == "grammar":
@@ -472,7 +476,7 @@ class VoskRecognizer:
             self.start()
         self._rec.AcceptWaveform(_pcm16(audio))
 
-    def partial(self) -> Hypothesis | None:
+    def partial(self, pausing: bool = False) -> Hypothesis | None:
         if self._rec is None:
             return None
         text = json.loads(self._rec.PartialResult()).get("partial", "").replace("[unk]", "").strip()

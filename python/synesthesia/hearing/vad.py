@@ -105,9 +105,17 @@ class Endpointer:
     def reset(self) -> None:
         self.in_speech = False
         self._run = 0
+        self._last = 0.0
+
+    @property
+    def pausing(self) -> bool:
+        """In speech, and the last window's probability was under the speech threshold (the
+        utterance may be ending; `update` says "end" once the silence has lasted long enough)."""
+        return self.in_speech and self._last < self.config.threshold
 
     def update(self, p: float) -> str | None:
         c = self.config
+        self._last = p
         if not self.in_speech:
             self._run = self._run + 1 if p >= c.threshold else 0
             if self._run >= self._need_speech:
