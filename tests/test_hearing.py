@@ -318,6 +318,18 @@ def test_bench_listen_cli(tmp_path: Path) -> None:
     assert main(["bench", "listen", "--manifest", str(tmp_path / "missing.jsonl")]) == 1
 
 
+def test_bench_listen_settings() -> None:
+    from synesthesia.cli.bench_listen import parse_settings
+    from synesthesia.errors import SynesthesiaError
+
+    ps, listen = parse_settings(["lw=11", "non_rhotic=false", "min_posterior=None", "stable_partials=3"])
+    assert ps == {"lw": 11.0, "non_rhotic": False, "min_posterior": None} and listen == {"stable_partials": 3}
+    with pytest.raises(SynesthesiaError, match="KEY one of"):
+        parse_settings(["nonsense=1"])
+    with pytest.raises(SynesthesiaError, match="lw=fast"):
+        parse_settings(["lw=fast"])
+
+
 def test_silence_gives_no_events(pipeline) -> None:  # type: ignore[no-untyped-def]
     _, listener = pipeline
     listener.reset()

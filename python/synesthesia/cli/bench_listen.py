@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +44,7 @@ def _value(text: str, kind: object) -> object:
     return text
 
 
-def parse_settings(items: list[str]) -> tuple[dict[str, object], dict[str, object]]:
+def parse_settings(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``KEY=VALUE`` strings -> (PocketSphinxConfig overrides, ListenerConfig overrides); a key
     neither has, or a value of the wrong kind, is an error naming it."""
     from dataclasses import fields
@@ -52,7 +53,7 @@ def parse_settings(items: list[str]) -> tuple[dict[str, object], dict[str, objec
     from synesthesia.hearing.listener import ListenerConfig
     from synesthesia.hearing.recognizers import PocketSphinxConfig
 
-    kinds = [({f.name: f.type for f in fields(PocketSphinxConfig)}, {}),
+    kinds: list[tuple[dict[str, Any], dict[str, Any]]] = [({f.name: f.type for f in fields(PocketSphinxConfig)}, {}),
              ({f.name: f.type for f in fields(ListenerConfig) if f.name != "endpointer"}, {})]
     for item in items:
         key, sep, text = item.partition("=")
