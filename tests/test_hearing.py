@@ -197,13 +197,16 @@ def test_endpointer_needs_sustained_speech_and_silence() -> None:
 
 
 def test_endpointer_pausing_while_speech_fades() -> None:
-    ep = Endpointer(EndpointerConfig(threshold=0.5, hysteresis=0.15, min_speech_ms=32, min_silence_ms=64))
+    ep = Endpointer(EndpointerConfig(threshold=0.5, hysteresis=0.15, min_speech_ms=32, min_silence_ms=64,
+                                     pause_threshold=0.5))
     seen = []
     for p in [0.9, 0.9, 0.4, 0.9, 0.2, 0.1, 0.1]:
         ep.update(p)
         seen.append(ep.pausing)
     # below the speech threshold while in speech; no longer once the utterance has ended
     assert seen == [False, False, True, False, True, False, False]
+    ep = Endpointer(EndpointerConfig(threshold=0.5, min_speech_ms=32, pause_threshold=0.9))
+    assert [(ep.update(p), ep.pausing)[1] for p in [0.99, 0.97, 0.85, 0.99]] == [False, False, True, False]
 
 
 # ---- recognizers -----------------------------------------------------------------------------
@@ -324,6 +327,8 @@ def test_bench_listen_settings() -> None:
 
     ps, listen = parse_settings(["lw=11", "non_rhotic=false", "min_posterior=None", "stable_partials=3"])
     assert ps == {"lw": 11.0, "non_rhotic": False, "min_posterior": None} and listen == {"stable_partials": 3}
+    _, listen = parse_settings(["pause_threshold=0.5"])
+    assert listen["endpointer"].pause_threshold == 0.5 and listen["endpointer"].threshold == 0.5
     with pytest.raises(SynesthesiaError, match="KEY one of"):
         parse_settings(["nonsense=1"])
     with pytest.raises(SynesthesiaError, match="lw=fast"):

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-partials", action="store_true",
                         help="no partial transcripts, so no early intents: only final ones")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
-                        help="override one PocketSphinxConfig or ListenerConfig field (repeatable), "
+                        help="override one PocketSphinxConfig, ListenerConfig or EndpointerConfig field (repeatable), "
                              "e.g. --set lw=8 --set stable_partials=3; for sweeps on the tune split")
     parser.add_argument("--limit", type=int, help="only the first N clips")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
@@ -45,16 +45,20 @@ def _value(text: str, kind: object) -> object:
 
 
 def parse_settings(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``KEY=VALUE`` strings -> (PocketSphinxConfig overrides, ListenerConfig overrides); a key
-    neither has, or a value of the wrong kind, is an error naming it."""
+    """``KEY=VALUE`` strings -> (PocketSphinxConfig overrides, ListenerConfig overrides, with an
+    EndpointerConfig when one of its fields is set); a key none has, or a value of the wrong kind,
+    is an error naming it."""
     from dataclasses import fields
 
     from synesthesia.errors import SynesthesiaError
     from synesthesia.hearing.listener import ListenerConfig
     from synesthesia.hearing.recognizers import PocketSphinxConfig
+    from synesthesia.hearing.vad import EndpointerConfig
 
-    kinds: list[tuple[dict[str, Any], dict[str, Any]]] = [({f.name: f.type for f in fields(PocketSphinxConfig)}, {}),
-             ({f.name: f.type for f in fields(ListenerConfig) if f.name != "endpointer"}, {})]
+    kinds: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        ({f.name: f.type for f in fields(PocketSphinxConfig)}, {}),
+        ({f.name: f.type for f in fields(ListenerConfig) if f.name != "endpointer"}, {}),
+        ({f.name: f.type for f in fields(EndpointerConfig)}, {})]
     for item in items:
         key, sep, text = item.partition("=")
         for known, out in kinds:
@@ -65,9 +69,12 @@ def parse_settings(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
                     raise SynesthesiaError(f"--set {item}: {e}") from None
                 break
         else:
-            names = sorted(kinds[0][0]) + sorted(kinds[1][0])
+            names = [n for known, _ in kinds for n in sorted(known)]
             raise SynesthesiaError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(names)}")
-    return kinds[0][1], kinds[1][1]
+    listen = dict(kinds[1][1])
+    if kinds[2][1]:
+        listen["endpointer"] = EndpointerConfig(**kinds[2][1])
+    return kinds[0][1], listen
 
 
 def main(args: argparse.Namespace) -> int:

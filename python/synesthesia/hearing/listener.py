@@ -74,9 +74,9 @@ class ListenerConfig:
     transcripts. ``stable_partials``: a partial transcript carries only the leading words that the
     last that many recognizer hypotheses agree on (a word that flickers in and out of the best
     path would otherwise raise and retract early intents); ``pause_stable_partials`` replaces it
-    while the VAD's probability has dropped under its threshold (the utterance is likely ending
-    and little new audio is left to revise the last word; this is what brings early intents for
-    a command's last word forward). ``catch_up``: windows decoded per incoming window while the
+    while the VAD's probability is under the endpointer's ``pause_threshold`` (the utterance may
+    be ending and little new audio is left to revise the last word; this is what brings early
+    intents for a command's last word forward). ``catch_up``: windows decoded per incoming window while the
     pre-roll backlog lasts.
     ``max_utterance_s``: an utterance is cut there so a never-ending noise cannot
     hold the recognizer open."""
