@@ -16,7 +16,7 @@ import soundfile as sf
 from synesthesia.errors import AudioSourceError, RecognizerError
 from synesthesia.hearing import build_listener
 from synesthesia.hearing.listener import SpeechEnd, SpeechStart, TranscriptFinal
-from synesthesia.hearing.recognizers import (PocketSphinxConfig, PocketSphinxRecognizer, VoskRecognizer, filler_words,
+from synesthesia.hearing.recognizers import (Hypothesis, PocketSphinxConfig, PocketSphinxRecognizer, VoskRecognizer, filler_words,
                                              non_rhotic)
 from synesthesia.hearing.sources import (CHUNK, RATE, FileSource, MicSource, SilenceSource, ToneSource,
                                          open_source, read_audio)
@@ -333,6 +333,57 @@ def test_bench_listen_settings() -> None:
         parse_settings(["nonsense=1"])
     with pytest.raises(SynesthesiaError, match="lw=fast"):
         parse_settings(["lw=fast"])
+
+
+class _ScriptedVAD:
+    """Speech probabilities from a list, one per window."""
+
+    def __init__(self, probs: list[float]) -> None:
+        self.probs = iter(probs)
+
+    def __call__(self, window: Any) -> float:
+        return next(self.probs)
+
+    def reset(self) -> None:
+        pass
+
+
+class _FixedRecognizer:
+    """The same hypothesis all along; records whether each partial was asked for at a pause."""
+
+    def __init__(self) -> None:
+        self.pausing: list[bool] = []
+
+    def start(self) -> None: ...
+    def feed(self, audio: Any) -> None: ...
+
+    def partial(self, pausing: bool = False) -> Hypothesis:
+        self.pausing.append(pausing)
+        return Hypothesis("make it snow", 0.3)
+
+    def finish(self) -> Hypothesis:
+        return Hypothesis("make it snow", 0.3)
+
+
+@pytest.mark.parametrize("at_pauses_only", [True, False])
+def test_early_partials_wait_for_a_pause(at_pauses_only: bool) -> None:
+    from synesthesia.hearing.listener import Listener, ListenerConfig, TranscriptPartial
+    from synesthesia.hearing.sources import AudioChunk
+
+    probs = [1.0] * 8 + [0.95, 0.6, 0.2, 0.1, 0.0, 0.0]  # speech, then it fades and ends
+    rec = _FixedRecognizer()
+    listener = Listener(rec, _ScriptedVAD(probs),  # type: ignore[arg-type]
+                        ListenerConfig(partials_at_pauses_only=at_pauses_only))
+    events = listener.process(AudioChunk(np.zeros(WINDOW * len(probs), np.float32), 0, 0))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.count("TranscriptFinal") == 1
+    partials = [e for e in events if isinstance(e, TranscriptPartial)]
+    assert [p.text for p in partials] == ["make it snow"]
+    # published in the first window under pause_threshold (0.9); without the rule, as soon as two
+    # hypotheses in speech agree
+    window = partials[0].offset // WINDOW - 1
+    assert (probs[window] < 0.9) is at_pauses_only
+    assert True in rec.pausing
 
 
 def test_silence_gives_no_events(pipeline) -> None:  # type: ignore[no-untyped-def]

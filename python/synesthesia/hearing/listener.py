@@ -76,7 +76,9 @@ class ListenerConfig:
     path would otherwise raise and retract early intents); ``pause_stable_partials`` replaces it
     while the VAD's probability is under the endpointer's ``pause_threshold`` (the utterance may
     be ending and little new audio is left to revise the last word; this is what brings early
-    intents for a command's last word forward). ``catch_up``: windows decoded per incoming window while the
+    intents for a command's last word forward). ``partials_at_pauses_only``: partial transcripts
+    (so early intents) only at such a pause, never mid-word: the words of a partial are the ones
+    the final most often revises while speech goes on. ``catch_up``: windows decoded per incoming window while the
     pre-roll backlog lasts.
     ``max_utterance_s``: an utterance is cut there so a never-ending noise cannot
     hold the recognizer open."""
@@ -87,6 +89,7 @@ class ListenerConfig:
     partial_every: int = 1
     stable_partials: int = 2
     pause_stable_partials: int = 1  # stable_partials while the VAD hears a pause
+    partials_at_pauses_only: bool = True
     catch_up: int = 3
     max_utterance_s: float = 12.0
 
@@ -186,7 +189,7 @@ class Listener:
             self._recent.append(tuple(hyp.text.split()) if hyp is not None else ())
             need = min(self.config.pause_stable_partials, self.config.stable_partials) if pausing \
                 else self.config.stable_partials
-            if len(self._recent) < need:
+            if len(self._recent) < need or (self.config.partials_at_pauses_only and not pausing):
                 return
             stable: list[str] = []
             for words in zip(*list(self._recent)[-need:]):
