@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from synesthesia.hearing.listener import Listener, ListenerConfig
@@ -13,15 +14,17 @@ __all__ = ["build_listener", "build_recognizer"]
 
 
 def build_recognizer(vocabulary: Vocabulary, *, vosk_model: str | Path | None = None,
-                     min_posterior: float | None = None) -> Recognizer:
+                     min_posterior: float | None = None,
+                     pocketsphinx: PocketSphinxConfig | None = None) -> Recognizer:
     """Vosk when a model directory is given, else pocketsphinx over the dictionary's forms.
     ``min_posterior`` turns on pocketsphinx's lattice pass and drops final command words whose
-    posterior is below it (the strict operating point in bench/results/listen.md)."""
+    posterior is below it (the strict operating point in bench/results/listen.md);
+    ``pocketsphinx`` replaces the default settings (the bench's ``--set``)."""
     if vosk_model is not None:
         return VoskRecognizer(vosk_model, vocabulary.forms)
-    cfg = PocketSphinxConfig()
+    cfg = pocketsphinx or PocketSphinxConfig()
     if min_posterior is not None:
-        cfg = PocketSphinxConfig(bestpath=True, min_posterior=min_posterior)
+        cfg = replace(cfg, bestpath=True, min_posterior=min_posterior)
     return PocketSphinxRecognizer(vocabulary.forms, cfg)
 
 

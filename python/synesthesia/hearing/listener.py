@@ -73,7 +73,12 @@ class ListenerConfig:
     (they make early intents possible). ``partial_every``: windows between partial
     transcripts. ``stable_partials``: a partial transcript carries only the leading words that the
     last that many recognizer hypotheses agree on (a word that flickers in and out of the best
-    path would otherwise raise and retract early intents). ``catch_up``: windows decoded per incoming window while the
+    path would otherwise raise and retract early intents); ``pause_stable_partials`` replaces it
+    while the VAD's probability is under the endpointer's ``pause_threshold`` (the utterance may
+    be ending and little new audio is left to revise the last word; this is what brings early
+    intents for a command's last word forward). ``partials_at_pauses_only``: partial transcripts
+    (so early intents) only at such a pause, never mid-word: the words of a partial are the ones
+    the final most often revises while speech goes on. ``catch_up``: windows decoded per incoming window while the
     pre-roll backlog lasts.
     ``max_utterance_s``: an utterance is cut there so a never-ending noise cannot
     hold the recognizer open."""
@@ -83,6 +88,8 @@ class ListenerConfig:
     partials: bool = True
     partial_every: int = 1
     stable_partials: int = 2
+    pause_stable_partials: int = 1  # stable_partials while the VAD hears a pause
+    partials_at_pauses_only: bool = True
     catch_up: int = 3
     max_utterance_s: float = 12.0
 
@@ -177,12 +184,15 @@ class Listener:
                 self.endpointer.reset()
             self._close(t_cap, events)
         elif self.config.partials and self._windows % self.config.partial_every == 0:
-            hyp = self.recognizer.partial()
+            pausing = self.endpointer.pausing
+            hyp = self.recognizer.partial(pausing=pausing)
             self._recent.append(tuple(hyp.text.split()) if hyp is not None else ())
-            if len(self._recent) < self._recent.maxlen:  # type: ignore[operator]
+            need = min(self.config.pause_stable_partials, self.config.stable_partials) if pausing \
+                else self.config.stable_partials
+            if len(self._recent) < need or (self.config.partials_at_pauses_only and not pausing):
                 return
             stable: list[str] = []
-            for words in zip(*self._recent):
+            for words in zip(*list(self._recent)[-need:]):
                 if len(set(words)) != 1:
                     break
                 stable.append(words[0])

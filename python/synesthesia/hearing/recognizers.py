@@ -24,7 +24,7 @@ import numpy.typing as npt
 from synesthesia.errors import RecognizerError
 
 __all__ = ["Hypothesis", "Recognizer", "PocketSphinxRecognizer", "PocketSphinxConfig", "VoskRecognizer",
-           "FILLER_WORDS"]
+           "FILLER_WORDS", "filler_words", "non_rhotic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class Hypothesis:
 class Recognizer(Protocol):
     def start(self) -> None: ...
     def feed(self, audio: npt.NDArray[np.float32]) -> None: ...
-    def partial(self) -> Hypothesis | None: ...
+    def partial(self, pausing: bool = False) -> Hypothesis | None: ...
     def finish(self) -> Hypothesis: ...
 
 
@@ -87,9 +87,12 @@ class PocketSphinxConfig:
     most often revises)."""
 
     mode: str = "smalllm"
+    non_rhotic: bool = True  # add r-less pronunciations (British and other non-rhotic speech)
     garbage_share: float = 0.9
+    frequent_fillers: int = 2000  # garbage words: FILLER_WORDS plus this many of the most frequent
     lm_seed: int = 7
     closed_frames: int = 8
+    pause_closed_frames: int = 4  # closed_frames while the VAD hears a pause
     bestpath: bool = False  # LM modes only: the lattice pass, needed for min_posterior
     min_posterior: float | None = None  # LM modes, final only: drop command words below it
     # LM modes: the flat-lexicon second pass re-decodes the whole utterance inside end_utt
@@ -141,6 +144,35 @@ def _lm_corpus(phrases: list[str], fillers: list[str], garbage_share: float, see
     return "\n".join(commands + garbage) + "\n"
 
 
+_VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
+# non-rhotic English: an r that no vowel follows is not pronounced, and the vowel before it
+# lengthens or glides to a schwa (RP, most of England, Australia, ...): star S T AA, storm
+# S T AO M, clear K L IH AH, fire F AY AH, purple P AH P AH L (NURSE has no r-less vowel in the
+# en-US model; AH is its nearest)
+_R_DROP = {"AA": ["AA"], "AO": ["AO"], "IH": ["IH", "AH"], "IY": ["IH", "AH"], "EH": ["EH", "AH"],
+           "EY": ["EH", "AH"], "UH": ["UH", "AH"], "UW": ["UH", "AH"], "AH": ["AH"], "AY": ["AY", "AH"],
+           "AW": ["AW", "AH"], "OW": ["AO"], "OY": ["OY", "AH"], "AE": ["AE"]}
+
+
+def non_rhotic(phones: str) -> str | None:
+    """The r-less pronunciation of an en-US dictionary entry, or None when it has no r to lose
+    (an r before a vowel stays: forest, aurora's second r)."""
+    ps = phones.split()
+    out: list[str] = []
+    changed = False
+    for i, p in enumerate(ps):
+        nxt = ps[i + 1] if i + 1 < len(ps) else None
+        if p == "ER" and nxt not in _VOWELS:
+            out.append("AH")
+            changed = True
+        elif p == "R" and nxt not in _VOWELS and out and out[-1] in _VOWELS:
+            out[-1:] = _R_DROP.get(out[-1], [out[-1]])
+            changed = True
+        else:
+            out.append(p)
+    return " ".join(out) if changed else None
+
+
 _DICT_CACHE: dict[str, list[str]] | None = None
 
 
@@ -159,6 +191,33 @@ def _cmudict() -> dict[str, list[str]]:
     return _DICT_CACHE
 
 
+_FREQUENT_CACHE: list[str] | None = None
+
+
+def _frequent_words() -> list[str]:
+    """Every dictionary word the wheel's general English LM knows, most frequent first (by its
+    unigram probability), read once per process."""
+    global _FREQUENT_CACHE
+    if _FREQUENT_CACHE is None:
+        from pocketsphinx import NGramModel
+
+        lm = NGramModel.readfile(str(_model_dir() / "en-us" / "en-us.lm.bin"))
+        unknown = lm.prob(["<unk>"])
+        scored = [(lm.prob([w]), w) for w in _cmudict() if w.replace("'", "").isalpha()]
+        _FREQUENT_CACHE = [w for s, w in sorted(scored, key=lambda x: (-x[0], x[1])) if s > unknown]
+    return _FREQUENT_CACHE
+
+
+def filler_words(n: int, commands: set[str], cmu: dict[str, list[str]]) -> list[str]:
+    """The garbage vocabulary: FILLER_WORDS plus the ``n`` most frequent English words, less the
+    command words and their exact homophones (read/red, blew/blue: a filler that sounds just like
+    a command could only take the command's place)."""
+    command_sounds = {p for w in commands for p in cmu[w]}
+    words = list(FILLER_WORDS) + (_frequent_words()[:n] if n > 0 else [])
+    return list(dict.fromkeys(w for w in words if w in cmu and w not in commands
+                              and not any(p in command_sounds for p in cmu[w])))
+
+
 class PocketSphinxRecognizer:
     """pocketsphinx over a command grammar with garbage. ``phrases``: every surface form the
     keyword dictionary accepts (single words and phrases)."""
@@ -175,11 +234,11 @@ class PocketSphinxRecognizer:
         missing = [w for w in words if w not in cmu]
         if missing:
             raise RecognizerError(f"no pronunciation for {missing} in pocketsphinx's dictionary")
-        fillers = [w for w in FILLER_WORDS if w in cmu and w not in words]
+        fillers = filler_words(cfg.frequent_fillers, set(words), cmu)
         self._command_words = set(words)
 
         lines = [f"{w}{'' if i == 0 else f'({i + 1})'} {p}" for w in sorted(set(words) | set(fillers))
-                 for i, p in enumerate(cmu[w])]
+                 for i, p in enumerate(self._pronunciations(cmu[w]))]
         lines += [f"_{p.lower()} {p}" for p in _PHONES]
         lines.append("_spn +SPN+")  # the model's "spoken noise" unit: speech that is no word
         alts = [f"/1.0/ <cmd>"]
@@ -240,6 +299,14 @@ class PocketSphinxRecognizer:
             self._phones = Decoder(Config(hmm=str(model / "en-us"), allphone=str(model / "en-us-phone.lm.bin"),
                                           lm=None, bestpath=False, loglevel="FATAL"))
         self._in_utt = False
+
+    def _pronunciations(self, prons: list[str]) -> list[str]:
+        """The dictionary's pronunciations, plus their r-less forms when ``non_rhotic`` (for
+        command and filler words alike, so garbage stays as easy to reach as commands)."""
+        out = list(prons)
+        if self.config.non_rhotic:
+            out += [v for p in prons if (v := non_rhotic(p)) is not None]
+        return list(dict.fromkeys(out))
 
     def start(self) -> None:
         if self._in_utt:
@@ -322,7 +389,9 @@ class PocketSphinxRecognizer:
         conf = 1.0 / (1.0 + math.exp(-margin * 1000.0))
         return Hypothesis(text if self.config.mode != "grammar" else " ".join(kept), conf)
 
-    def partial(self) -> Hypothesis | None:
+    def partial(self, pausing: bool = False) -> Hypothesis | None:
+        """``pausing``: the VAD hears no speech in the latest audio, so the last word is likely
+        complete and ``pause_closed_frames`` replaces ``closed_frames``."""
         if not self._in_utt:
             return None
         if self._phones is not None:
@@ -330,7 +399,8 @@ class PocketSphinxRecognizer:
         segs = self._decoder.seg()  # None until the search has a path
         if segs is None:
             return None
-        limit = self._decoder.n_frames() - self.config.closed_frames
+        closed = self.config.pause_closed_frames if pausing else self.config.closed_frames
+        limit = self._decoder.n_frames() - closed
         words = [w for seg in segs if seg.end_frame < limit
                  and not (w := seg.word.split("(", 1)[0]).startswith(("<", "[")) and w != "(NULL)"]
         if self.config.mode == "grammar":
@@ -406,7 +476,7 @@ class VoskRecognizer:
             self.start()
         self._rec.AcceptWaveform(_pcm16(audio))
 
-    def partial(self) -> Hypothesis | None:
+    def partial(self, pausing: bool = False) -> Hypothesis | None:
         if self._rec is None:
             return None
         text = json.loads(self._rec.PartialResult()).get("partial", "").replace("[unk]", "").strip()
