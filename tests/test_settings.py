@@ -41,6 +41,7 @@ def test_layers_override_in_order(tmp_path: Path) -> None:
         ({"encode": {"quality": 101}}, "encode.quality", "101"),
         ({"headless": "maybe"}, "headless", "expected true or false"),
         ({"world": 3}, "world", "expected a table"),
+        ({"listen": {"vad_threshold": 0.1}}, "listen.vad_threshold", "must be in 0.2..0.95"),
     ],
 )
 def test_errors_name_the_key_and_value(data: dict[str, object], key: str, words: str) -> None:
@@ -80,3 +81,11 @@ def test_optional_values_accept_none_from_text() -> None:
     s = load_settings(environ={"SYNESTHESIA_DURATION_S": "2.5", "SYNESTHESIA_SERVE__TOKEN": "none"})
     assert s.duration_s == 2.5 and s.serve.token is None
     assert Settings.from_dict(s.to_dict()) == s
+
+
+def test_the_vad_threshold_reaches_the_listener() -> None:
+    from synesthesia.stages.listen import listener_config
+
+    config = listener_config(load_settings(environ={"SYNESTHESIA_LISTEN__VAD_THRESHOLD": "0.7"}))
+    assert config.endpointer.threshold == 0.7
+    assert listener_config(load_settings(environ={})).endpointer.threshold == 0.5

@@ -45,7 +45,7 @@ class CaptureSettings:
 class ListenSettings:
     recognizer: Literal["pocketsphinx", "vosk"] = "pocketsphinx"
     vosk_model: str | None = None
-    vad_threshold: float = 0.5
+    vad_threshold: float = 0.5  # silero probability that counts as speech (0.2..0.95)
 
 
 @dataclass
@@ -203,7 +203,7 @@ def _validate(target: Any, prefix: str) -> None:
         "port": (0, 65535),
         "quality": (1, 100),
         "bitrate_bps": (10_000, 1_000_000_000),
-        "vad_threshold": (0.0, 1.0),
+        "vad_threshold": (0.2, 0.95),  # speech ends 0.15 below it: 0.2 keeps that above 0
     }
     for name, (low, high) in checks.items():
         if hasattr(target, name):

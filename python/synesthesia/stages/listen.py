@@ -17,6 +17,7 @@ from synesthesia.hearing import listener as hl
 from synesthesia.hearing.sources import AudioChunk
 from synesthesia.intent import load_vocabulary
 from synesthesia.messages import FrameStats, SpeechEnd, SpeechStart, TranscriptFinal, TranscriptPartial, new_trace_id
+from synesthesia.settings import Settings
 from synesthesia.stages.host import StageContext
 
 
@@ -32,11 +33,16 @@ def to_message(event: hl.Event) -> SpeechStart | SpeechEnd | TranscriptPartial |
                            t_speech_end_ns=event.t_speech_end_ns)
 
 
+def listener_config(settings: Settings) -> hl.ListenerConfig:
+    """The listener's tuned defaults with the run's settings applied (`listen.vad_threshold`)."""
+    return hl.ListenerConfig(endpointer=hl.EndpointerConfig(threshold=settings.listen.vad_threshold))
+
+
 def main(ctx: StageContext) -> None:
     cfg = ctx.settings
     vocab = load_vocabulary(cfg.nlp.vocabulary)
     recognizer = build_recognizer(vocab, vosk_model=cfg.listen.vosk_model)
-    listener = hl.Listener(recognizer, new_trace_id=lambda: str(new_trace_id()))
+    listener = hl.Listener(recognizer, config=listener_config(cfg), new_trace_id=lambda: str(new_trace_id()))
     # A new handle reads from the present on: audio captured before this process existed is stale.
     ring = shm.FrameRing.attach(ctx.rings["audio"])
     lost = processed = 0
