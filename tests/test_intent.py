@@ -103,3 +103,12 @@ def test_bad_vocabulary_names_the_problem(tmp_path: Path, body: str, needle: str
 def test_missing_vocabulary_file(tmp_path: Path) -> None:
     with pytest.raises(VocabularyError, match="cannot read"):
         load_vocabulary(tmp_path / "nope.toml")
+
+
+def test_built_intents_are_memoized_and_equal_to_building_afresh() -> None:
+    vocab = load_vocabulary()
+    found = vocab.match("a golden desert at sunset")
+    first = vocab.build(found)
+    assert first == (tuple(k.word for k in found), tuple(k.weight for k in found), vocab.prompt(found))
+    assert vocab.build(list(found)) is first
+    assert vocab.build(found[::-1])[0] == first[0][::-1]  # order of mention is part of the key

@@ -87,6 +87,9 @@ class Vocabulary:
                 heads.setdefault(parts[0], set()).add(len(parts))
         self._heads = {w: sorted(ks, reverse=True) for w, ks in heads.items()}
         self._order = {c: i for i, c in enumerate(CATEGORY_ORDER)}
+        # keywords found, in order -> (words, weights, prompt): a few combinations recur, and
+        # building them was a third of a transcript's cost in an idle process's cold cache
+        self._built: dict[tuple[Keyword, ...], tuple[tuple[str, ...], tuple[float, ...], str]] = {}
 
     @property
     def forms(self) -> Mapping[str, Keyword]:
@@ -120,6 +123,17 @@ class Vocabulary:
             i += step
         return found
 
+    def build(self, found: Iterable[Keyword]) -> tuple[tuple[str, ...], tuple[float, ...], str]:
+        """(canonical words, weights, prompt) of keywords found in this order (memoized)."""
+        key = tuple(found)
+        built = self._built.get(key)
+        if built is None:
+            built = (tuple(k.word for k in key), tuple(k.weight for k in key), self.prompt(key))
+            if len(self._built) >= 4096:  # bounded: a long session of typed prompts cannot grow it
+                self._built.clear()
+            self._built[key] = built
+        return built
+
     def prompt(self, keywords: Iterable[Keyword]) -> str:
         parts = sorted((k for k in keywords if k.prompt), key=lambda k: self._order.get(k.category, 99))
         return ", ".join(k.prompt for k in parts)
@@ -130,8 +144,8 @@ class Vocabulary:
         found = self.match(text)
         if not found:
             return None
-        return Intent(trace_id, tuple(k.word for k in found), tuple(k.weight for k in found),
-                      self.prompt(found), text, final, source, (), t_transcript_ns)
+        words, weights, prompt = self.build(found)
+        return Intent(trace_id, words, weights, prompt, text, final, source, (), t_transcript_ns)
 
 
 def _entry(word: str, raw: Any) -> Keyword:
@@ -200,19 +214,18 @@ class IntentTracker:
         if not new:
             return None
         merged = [self.vocabulary.keywords[w] for w in before] + new
-        self._announced[trace_id] = tuple(k.word for k in merged)
-        return Intent(trace_id, tuple(k.word for k in merged), tuple(k.weight for k in merged),
-                      self.vocabulary.prompt(merged), text, False, "speech", (), t_transcript_ns)
+        words, weights, prompt = self.vocabulary.build(merged)
+        self._announced[trace_id] = words
+        return Intent(trace_id, words, weights, prompt, text, False, "speech", (), t_transcript_ns)
 
     def final(self, trace_id: str, text: str, t_transcript_ns: int = 0, source: str = "speech") -> Intent | None:
         found = self.vocabulary.match(text)
         before = self._announced.pop(trace_id, ())
-        words = tuple(k.word for k in found)
-        retracted = tuple(w for w in before if w not in words)
+        words, weights, prompt = self.vocabulary.build(found)
+        retracted = tuple(w for w in before if w not in words) if before else ()
         if not found and not retracted:
             return None
-        return Intent(trace_id, words, tuple(k.weight for k in found), self.vocabulary.prompt(found),
-                      text, True, source, retracted, t_transcript_ns)
+        return Intent(trace_id, words, weights, prompt, text, True, source, retracted, t_transcript_ns)
 
     def typed(self, trace_id: str, text: str) -> Intent | None:
         """Typed text goes through the same path as a final transcript."""
