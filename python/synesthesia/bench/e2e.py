@@ -678,7 +678,9 @@ def run_from_args(args: Any) -> Report:
     interactions = join(records)
     emulate = settings.world.backend == "emulate"
     prov = provenance.collect(settings.to_dict(), extra={
-        "interactions_requested": args.interactions, "mode": "spoken" if spoken else "typed", "trace_log": str(log_path)})
+        "interactions_requested": args.interactions, "mode": "spoken" if spoken else "typed",
+        "trace_log": str(args.trace_log) if args.trace_log else "a temporary file (keep it with --trace-log FILE)",
+        "browser": "headless chromium on the viewer" if args.browser else "none"})
     title = "End-to-end latency" + (" beside the reference system (world backend: emulate)" if emulate else "")
     report = build_report(records, stages, prov, title=title, with_reference=emulate or args.reference,
                           viewer=viewer, interactions=interactions, frames=frames)
