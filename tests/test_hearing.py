@@ -285,6 +285,20 @@ def test_events_carry_one_trace_per_utterance(pipeline) -> None:  # type: ignore
     assert ends[0].offset / RATE > row["speech_end_s"]
 
 
+def test_a_new_stream_forgets_the_last_ones_adaptation(pipeline) -> None:  # type: ignore[no-untyped-def]
+    """Each file is its own stream, so what a clip yields cannot depend on the clips before it
+    (the cepstral mean adapts to a stream's microphone and noise, and starts over)."""
+    _, listener = pipeline
+    rows = [r for r in manifest() if r["expect"]][:4]
+    alone = {r["file"]: run_clip(pipeline, r["file"])[1] for r in rows}
+    initial = listener.recognizer._decoder.get_cmn(False)
+    after_noise = {r["file"]: run_clip(pipeline, r["file"])[1] for r in reversed(rows)}
+    assert after_noise == alone
+    assert listener.recognizer._decoder.get_cmn(False) != initial  # it did adapt within the stream
+    listener.reset()
+    assert listener.recognizer._decoder.get_cmn(False) == initial
+
+
 def test_keywords_found_in_committed_clips(pipeline) -> None:  # type: ignore[no-untyped-def]
     """Floors a little under what the tuned settings measure on these clips (78.6% clean and 57%
     noisy recall, 30% false final intents: 14 keywords and 10 non-command clips, so one clip moves
@@ -354,6 +368,7 @@ class _FixedRecognizer:
     def __init__(self) -> None:
         self.pausing: list[bool] = []
 
+    def new_stream(self) -> None: ...
     def start(self) -> None: ...
     def feed(self, audio: Any) -> None: ...
 

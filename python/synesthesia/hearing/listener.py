@@ -121,6 +121,7 @@ class Listener:
         """Forget the stream (a new file or device): VAD state, buffers, any open utterance."""
         if self.trace_id is not None:
             self.recognizer.finish()
+        self.recognizer.new_stream()
         self.vad.reset()
         self.endpointer.reset()
         self._preroll.clear()

@@ -36,6 +36,7 @@ class Hypothesis:
 
 
 class Recognizer(Protocol):
+    def new_stream(self) -> None: ...  # a new file or device: forget what adapted to the last one
     def start(self) -> None: ...
     def feed(self, audio: npt.NDArray[np.float32]) -> None: ...
     def partial(self, pausing: bool = False) -> Hypothesis | None: ...
@@ -299,6 +300,17 @@ class PocketSphinxRecognizer:
             self._phones = Decoder(Config(hmm=str(model / "en-us"), allphone=str(model / "en-us-phone.lm.bin"),
                                           lm=None, bestpath=False, loglevel="FATAL"))
         self._in_utt = False
+        self._cmn0 = self._decoder.get_cmn(False)
+        self._phones_cmn0 = self._phones.get_cmn(False) if self._phones is not None else ""
+
+    def new_stream(self) -> None:
+        """A new audio stream: the cepstral mean that adapted to the last one (its microphone,
+        room, noise) starts over from the model's initial estimate."""
+        if self._in_utt:
+            self._end()
+        self._decoder.set_cmn(self._cmn0)
+        if self._phones is not None:
+            self._phones.set_cmn(self._phones_cmn0)
 
     def _pronunciations(self, prons: list[str]) -> list[str]:
         """The dictionary's pronunciations, plus their r-less forms when ``non_rhotic`` (for
@@ -462,6 +474,9 @@ class VoskRecognizer:
         self._vosk = vosk
         self._phrases = sorted(set(phrases)) if phrases else None
         self._rec: Any = None
+
+    def new_stream(self) -> None:
+        pass  # each utterance gets a fresh KaldiRecognizer in `start`: nothing carries over
 
     def start(self) -> None:
         if self._phrases:
