@@ -17,17 +17,16 @@ Intents move the state exactly as in the procedural world (same vocabulary and e
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from synesthesia import _native, kernels
-from synesthesia.errors import BackendUnavailable, IntentRejected, KernelArgumentError, WorldError
-from synesthesia.world.base import DEFAULT_SIZE, Intent, Marks, WorldFrame, validate_intent
-from synesthesia.world.procedural import STATE_NAMES, VOCABULARY
+from synesthesia import kernels
+from synesthesia.errors import BackendUnavailable, WorldError
+from synesthesia.world.base import DEFAULT_SIZE, Intent, WorldFrame
+from synesthesia.world.procedural import STATE_NAMES, SteeredScene
 
 __all__ = ["OnnxBackend"]
 
@@ -67,43 +66,21 @@ class OnnxBackend:
         self._has_t = "t" in inputs
         self._output = self._session.get_outputs()[0].name
         self.width, self.height = width, height
-        self._scene = _native.WorldScene(tau, jump, None)
-        self._lock = threading.Lock()
-        self._marks = Marks()
-        self._last_ns: int | None = None
+        self._steer = SteeredScene(tau, jump)
         self._seq = 0
-        self._words = frozenset(VOCABULARY)
 
     def start(self, prompt: str = "") -> None:
-        from synesthesia.world.words import keywords_from_text
-
-        words = keywords_from_text(prompt)
-        if words:
-            with self._lock:
-                self._scene.apply(list(words.items()))
-                self._scene.settle()
+        self._steer.start(prompt)
 
     def apply(self, intent: Intent) -> None:
-        validate_intent(intent, self._words)
-        with self._lock:
-            try:
-                self._scene.apply([(w, float(x)) for w, x in intent.keywords.items()])
-            except KernelArgumentError as e:
-                raise IntentRejected(str(e), intent.trace_id) from e
-            self._marks.add(intent.trace_id)
+        self._steer.apply(intent)
 
     def feed_audio(self, samples: npt.NDArray[np.float32]) -> None:
         pass  # the contract has no audio input
 
     def poll(self, now_ns: int) -> WorldFrame:
-        with self._lock:
-            if self._last_ns is not None:
-                self._scene.advance(max(0.0, (now_ns - self._last_ns) / 1e9))
-            self._last_ns = now_ns
-            state = np.asarray(self._scene.current(), dtype=np.float32)[None, :]
-            t = self._scene.world_time()
-            first_for, reflects = self._marks.take()
-        feeds = {"state": state}
+        values, t, first_for, reflects = self._steer.advance(now_ns)
+        feeds = {"state": np.asarray(values, dtype=np.float32)[None, :]}
         if self._has_t:
             feeds["t"] = np.array([t], dtype=np.float32)
         raw = self._session.run([self._output], feeds)[0]

@@ -18,7 +18,7 @@ from synesthesia import _native
 from synesthesia.errors import IntentRejected, KernelArgumentError
 from synesthesia.world.base import DEFAULT_SIZE, Intent, Marks, WorldFrame, validate_intent
 
-__all__ = ["VOCABULARY", "CATEGORIES", "STATE_NAMES", "ProceduralBackend", "render_state", "spectral_pulse"]
+__all__ = ["VOCABULARY", "CATEGORIES", "STATE_NAMES", "ProceduralBackend", "SteeredScene", "render_state", "spectral_pulse"]
 
 #: Every word the procedural world understands, in vocabulary order.
 VOCABULARY: tuple[str, ...] = tuple(w for w, _ in _native.world_vocabulary())
@@ -52,6 +52,67 @@ def render_state(
     return out
 
 
+class SteeredScene:
+    """The eased scene state the local backends steer (procedural renders it, onnx conditions a
+    model on it): intents move its target, and each poll advances it by the time elapsed and
+    takes the trace marks of the frame about to be made. Thread-safe.
+
+    ``tau`` is the transition time constant (seconds); ``jump`` the fraction of a transition
+    taken at once so the very next frame shows the intent."""
+
+    def __init__(self, tau: float, jump: float, initial: Sequence[float] | None = None) -> None:
+        self._scene = _native.WorldScene(tau, jump, None if initial is None else list(initial))
+        self._lock = threading.Lock()
+        self._marks = Marks()
+        self._last_ns: int | None = None
+
+    def start(self, prompt: str = "") -> None:
+        # The start prompt steers like any intent; words outside the vocabulary are ignored
+        # here (a free-text prompt is normal) rather than refused.
+        from synesthesia.world.words import keywords_from_text
+
+        words = keywords_from_text(prompt)
+        if words:
+            with self._lock:
+                self._scene.apply(list(words.items()))
+                self._scene.settle()
+
+    def apply(self, intent: Intent) -> None:
+        validate_intent(intent, _WORDS)
+        with self._lock:
+            try:
+                self._scene.apply([(w, float(x)) for w, x in intent.keywords.items()])
+            except KernelArgumentError as e:
+                raise IntentRejected(str(e), intent.trace_id) from e
+            self._marks.add(intent.trace_id)
+
+    def advance(self, now_ns: int) -> tuple[list[float], float, tuple[str, ...], tuple[str, ...]]:
+        """Ease by the time since the last call; (state, world time, first_for, reflects)."""
+        with self._lock:
+            if self._last_ns is not None:
+                self._scene.advance(max(0.0, (now_ns - self._last_ns) / 1e9))
+            self._last_ns = now_ns
+            first_for, reflects = self._marks.take()
+            return self._scene.current(), self._scene.world_time(), first_for, reflects
+
+    def now(self) -> tuple[list[float], float]:
+        """(state, world time) without advancing."""
+        with self._lock:
+            return self._scene.current(), self._scene.world_time()
+
+    def target(self) -> list[float]:
+        with self._lock:
+            return self._scene.target()
+
+    def settle(self) -> None:
+        with self._lock:
+            self._scene.settle()
+
+    def set_world_time(self, t: float) -> None:
+        with self._lock:
+            self._scene.set_world_time(t)
+
+
 class ProceduralBackend:
     """Scene state + renderer behind the backend interface.
 
@@ -73,36 +134,20 @@ class ProceduralBackend:
         if width < 32 or height < 32:
             raise KernelArgumentError(f"size: must be at least 32x32, got {width}x{height}", "size")
         self.width, self.height, self.seed = width, height, seed
-        self._scene = _native.WorldScene(tau, jump, None if initial is None else list(initial))
+        self._steer = SteeredScene(tau, jump, initial)
         self._renderer = _native.WorldRenderer(seed)
-        self._lock = threading.Lock()
-        self._marks = Marks()
+        self._lock = threading.Lock()  # the audio window
         self._audio = np.zeros(_PULSE_SAMPLES, dtype=np.float32)
         self._audio_fresh = False
-        self._last_ns: int | None = None
         self._seq = 0
         self._buffers = [np.empty((height, width, 3), dtype=np.uint8) for _ in range(2)]
 
     # --- interface -------------------------------------------------------------------------
     def start(self, prompt: str = "") -> None:
-        # The start prompt steers like any intent; words outside the vocabulary are ignored
-        # here (a free-text prompt is normal) rather than refused.
-        from synesthesia.world.words import keywords_from_text
-
-        words = keywords_from_text(prompt)
-        if words:
-            with self._lock:
-                self._scene.apply(list(words.items()))
-                self._scene.settle()
+        self._steer.start(prompt)
 
     def apply(self, intent: Intent) -> None:
-        validate_intent(intent, _WORDS)
-        with self._lock:
-            try:
-                self._scene.apply([(w, float(x)) for w, x in intent.keywords.items()])
-            except KernelArgumentError as e:
-                raise IntentRejected(str(e), intent.trace_id) from e
-            self._marks.add(intent.trace_id)
+        self._steer.apply(intent)
 
     def feed_audio(self, samples: npt.NDArray[np.float32]) -> None:
         x = np.asarray(samples, dtype=np.float32).reshape(-1)[-_PULSE_SAMPLES:]
@@ -111,14 +156,9 @@ class ProceduralBackend:
             self._audio_fresh = True
 
     def poll(self, now_ns: int) -> WorldFrame:
+        state, t, first_for, reflects = self._steer.advance(now_ns)
         with self._lock:
-            if self._last_ns is not None:
-                self._scene.advance(max(0.0, (now_ns - self._last_ns) / 1e9))
-            self._last_ns = now_ns
-            state = self._scene.current()
-            t = self._scene.world_time()
             pulse = spectral_pulse(self._audio) if self._audio_fresh else None
-            first_for, reflects = self._marks.take()
         # Two buffers alternate so a consumer holding the previous frame never sees it change.
         out = self._buffers[self._seq % 2]
         self._renderer.render_into(out, state, t, pulse)
@@ -130,24 +170,19 @@ class ProceduralBackend:
 
     # --- inspection --------------------------------------------------------------------------
     def state(self) -> dict[str, float]:
-        with self._lock:
-            return dict(zip(STATE_NAMES, self._scene.current()))
+        return dict(zip(STATE_NAMES, self._steer.now()[0]))
 
     def target(self) -> dict[str, float]:
-        with self._lock:
-            return dict(zip(STATE_NAMES, self._scene.target()))
+        return dict(zip(STATE_NAMES, self._steer.target()))
 
     def settle(self) -> None:
-        with self._lock:
-            self._scene.settle()
+        self._steer.settle()
 
     def set_world_time(self, t: float) -> None:
         """Move world time (seconds) without easing: previews pick a moment, replays resume."""
-        with self._lock:
-            self._scene.set_world_time(t)
+        self._steer.set_world_time(t)
 
     def replay_frame(self) -> npt.NDArray[np.uint8]:
         """A fresh copy of the frame for the current state, without advancing time."""
-        with self._lock:
-            state, t = self._scene.current(), self._scene.world_time()
+        state, t = self._steer.now()
         return render_state(state, t, (self.width, self.height), self.seed)
