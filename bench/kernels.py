@@ -11,11 +11,9 @@ pinned to one thread). Times are per call in microseconds: median and p99.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import io
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -29,8 +27,8 @@ import PIL
 import simplejpeg
 from PIL import Image
 
-from synesthesia.bench.provenance import cpu_model, git_commit
-from synesthesia import __version__, kernels
+from synesthesia.bench.provenance import for_script
+from synesthesia import kernels
 from synesthesia.frames import synthetic_frame
 
 Img = npt.NDArray[np.uint8]
@@ -104,22 +102,8 @@ def photo_mosaic(width: int = 1280, height: int = 704) -> Img:
 
 
 def provenance(args: argparse.Namespace) -> dict[str, object]:
-    cpu, commit = cpu_model(), git_commit()
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python bench/kernels.py " + " ".join(sys.argv[1:]),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "simd_level": kernels.simd_level(),
-        "git_commit": commit,
-        "synesthesia": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "pillow": PIL.__version__,
-        "simplejpeg": simplejpeg.__version__,
-        "rounds": args.rounds,
-    }
+    return for_script("bench/kernels.py", vars(args), {
+        "opencv": cv2.__version__, "pillow": PIL.__version__, "simplejpeg": simplejpeg.__version__})
 
 
 def bench_resize(report: Report, frames: dict[str, Img], rounds: int) -> None:

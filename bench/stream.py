@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import threading
 import time
@@ -32,8 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from synesthesia.bench.provenance import cpu_model, git_commit
-from synesthesia import __version__, kernels
+from synesthesia.bench.provenance import for_script
+from synesthesia import kernels
 from synesthesia.frames import synthetic_frame
 from synesthesia.stream.demo import LOOKS
 from synesthesia.stream.encoder import ControllerConfig, EncodeLoop
@@ -54,26 +52,13 @@ class Report:
 
 
 def provenance(args: argparse.Namespace) -> dict[str, Any]:
-    cpu, commit = cpu_model(), git_commit()
     try:
         load = "%.1f %.1f %.1f" % os.getloadavg()
     except OSError:
         load = "unknown"
     import aiohttp
 
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python bench/stream.py " + " ".join(sys.argv[1:]),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load average at start": load,
-        "simd_level": kernels.simd_level(),
-        "git_commit": commit,
-        "synesthesia": __version__,
-        "python": platform.python_version(),
-        "aiohttp": aiohttp.__version__,
-        "numpy": np.__version__,
-    }
+    return for_script("bench/stream.py", vars(args), {"load average at start": load, "aiohttp": aiohttp.__version__})
 
 
 class Scene:

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import datetime as dt
+import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,8 @@ from typing import Any
 import numpy as np
 import zmq
 
-from synesthesia.bench.provenance import cpu_model, git_commit
-from synesthesia import __version__, bus, shm
+from synesthesia.bench.provenance import for_script
+from synesthesia import bus, shm
 from synesthesia.shm import ByteRing, FrameRing, SlotMeta
 
 ctx = mp.get_context("spawn")
@@ -454,7 +453,6 @@ def _idle_reader(name: str, seconds: float, conn: Connection) -> None:
 
 
 def provenance(args: argparse.Namespace, transports: list[str]) -> dict[str, object]:
-    cpu, commit = cpu_model(), git_commit()
     try:
         import iceoryx2  # noqa: F401
         from importlib.metadata import version
@@ -462,22 +460,10 @@ def provenance(args: argparse.Namespace, transports: list[str]) -> dict[str, obj
         iox = version("iceoryx2")
     except ImportError:
         iox = "not installed"
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python bench/transport.py " + " ".join(sys.argv[1:]),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
+    return for_script("bench/transport.py", vars(args), {
         "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "kernel": platform.release(),
-        "git_commit": commit,
-        "synesthesia": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pyzmq / libzmq": f"{zmq.__version__} / {zmq.zmq_version()}",
-        "iceoryx2": iox,
-        "rounds x batch": f"{args.rounds} x {args.batch}",
-        "transports": ", ".join(transports),
-    }
+        "pyzmq / libzmq": f"{zmq.__version__} / {zmq.zmq_version()}", "iceoryx2": iox,
+        "rounds x batch": f"{args.rounds} x {args.batch}", "transports": ", ".join(transports)})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -485,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4, help="round-robin rounds per payload")
     parser.add_argument("--batch", type=int, default=40, help="paced sends per transport per round")
     parser.add_argument("--burst", type=int, default=200, help="unpaced sends per transport for throughput")
+    parser.add_argument("--json", type=Path, help="also write the rows and provenance as JSON here")
     parser.add_argument("--quick", action="store_true", help="2 rounds of 10: a smoke run, not a measurement")
     parser.add_argument("--only", action="append", choices=list(PAYLOADS), help="payloads to run")
     parser.add_argument("--transports", help="comma-separated subset of the transports to run")
@@ -561,6 +548,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
+    if args.json:
+        out = [{"group": f"one-way latency, {r.payload}", **asdict(r)} for r in rows]
+        out += [{"group": "throughput", "payload": t[0], "transport": t[1], "sends_per_s": t[2], "received_per_s": t[3],
+                 "mb_per_s": t[4], "received": t[5], "missed": t[6]} for t in thr]
+        out.append({"group": "limits", "memcpy_frame_us": copy_us, "memcpy_gb_per_s": copy_gbs, "control_rtt_p50_us": ctl[0],
+                    "control_rtt_p99_us": ctl[1], "control_rtt_max_us": ctl[2], "idle_reader_cpu_ms_per_s": idle * 1e3})
+        args.json.write_text(json.dumps({"provenance": prov, "rows": out, "notes": notes}, indent=1, default=str))
     return 0
 
 

@@ -13,10 +13,8 @@ thread spent waiting for a core.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import random
 import sys
 import threading
@@ -27,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from synesthesia.bench.provenance import cpu_model, git_commit
-from synesthesia import __version__, _native, kernels
+from synesthesia.bench.provenance import for_script
+from synesthesia import _native, kernels
 from synesthesia.world import VOCABULARY, Intent, Pacer, ProceduralBackend
 from synesthesia.world.emulate import EmulatedBackend
 
@@ -49,18 +47,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def provenance(args: argparse.Namespace) -> dict[str, object]:
-    cpu, commit = cpu_model(), git_commit()
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_commit": commit,
-        "synesthesia": __version__,
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "simd": kernels.simd_level(),
-        "load_before": [round(x, 2) for x in os.getloadavg()],
-    }
+    return for_script("bench/world.py", vars(args), {"load_before": [round(x, 2) for x in os.getloadavg()]})
 
 
 def bench_render(rounds: int) -> dict[str, dict[str, float]]:

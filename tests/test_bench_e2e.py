@@ -1,13 +1,13 @@
 """`bench e2e` against real stage processes, shared memory and the bus.
 
-Until the real nlp and world stages land, stand-ins from tests/trace_stages.py pass trace ids
-along (prompt -> intent -> applied -> frames carrying the id) while the real encode stage copies
-them to the jpeg ring; the harness must then see every hop of every interaction.
+The typed-prompt test uses stand-ins from tests/trace_stages.py for nlp and world (they pass
+trace ids along: prompt -> intent -> applied -> frames carrying the id) while the real encode
+stage copies them to the jpeg ring, so the harness is checked apart from recognition; the
+spoken and browser tests run the real pipeline. Each must see every hop of every interaction.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -47,7 +47,7 @@ def test_typed_prompts_through_real_processes_have_every_hop(tmp_path: Path, mon
 
 
 def _two_clips() -> Path | None:
-    """A manifest of two short spoken clips, when the hearing branch has provided them."""
+    """The folder of two short spoken clips (the committed test speech, or $SYNESTHESIA_TEST_CLIPS)."""
     for candidate in (os.environ.get("SYNESTHESIA_TEST_CLIPS"), ROOT / "tests" / "data" / "speech"):
         if candidate and Path(candidate).is_dir():
             clips = sorted(Path(candidate).glob("*.wav"))[:2]
@@ -56,8 +56,6 @@ def _two_clips() -> Path | None:
     return None
 
 
-@pytest.mark.skipif(importlib.util.find_spec("synesthesia.stages.listen") is None,
-                    reason="needs the listen stage (hearing branch): enable after merging it")
 def test_e2e_on_two_short_clips_has_every_hop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clips_dir = _two_clips()
     if clips_dir is None:

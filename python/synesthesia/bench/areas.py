@@ -137,9 +137,9 @@ def run_area(area: Area, args: Any, extra: Sequence[str], command: str) -> Repor
         else:
             code = _call_argv(target, argv)
         if code != 0:
-            raise RuntimeError(f"bench {area.name}: {target} exited with status {code}")
+            raise RuntimeError(f"{target} exited with status {code}")
         if not out.exists():
-            raise RuntimeError(f"bench {area.name}: {target} wrote no --json output")
+            raise RuntimeError(f"{target} wrote no --json output")
         doc = json.loads(out.read_text())
     return fold(area, doc, command)
 

@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["collect", "cpu_model", "git_commit", "repo_root"]
+__all__ = ["collect", "for_script", "cpu_model", "git_commit", "repo_root"]
 
 
 def cpu_model() -> str:
@@ -93,3 +93,10 @@ def collect(settings: Mapping[str, Any] | None = None, command: str | None = Non
     if extra:
         out.update(extra)
     return out
+
+
+def for_script(script: str, options: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`collect` for a script in ``bench/`` run on its own: the command as typed, and the
+    script's options (less where it writes its output) as its settings."""
+    opts = {k: v for k, v in (options or {}).items() if k not in ("out", "json")}
+    return collect(opts, command=" ".join(["python", script, *sys.argv[1:]]), extra=extra)
