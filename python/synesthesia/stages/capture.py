@@ -60,11 +60,7 @@ def main(ctx: StageContext) -> None:
     cfg = ctx.settings.capture
     ring = shm.FrameRing.attach(ctx.rings["audio"])
     chunks = 0
-    if cfg.source not in ("mic", "browser", "silence") and not cfg.source.startswith("tone") and cfg.wait_s > 0:
-        missing = wait_for_listeners(ctx, cfg.wait_s)
-        if missing and not ctx.stop.is_set():
-            ctx.log.warning("playing %s although %s did not start within %g s: its first words may be lost",
-                            cfg.source, ", ".join(missing), cfg.wait_s)
+    waited = False
     try:
         while not ctx.stop.is_set():
             try:
@@ -75,6 +71,12 @@ def main(ctx: StageContext) -> None:
                 ctx.stop.wait()
                 return
             with source:
+                if isinstance(source, FileSource) and not waited and cfg.wait_s > 0:
+                    waited = True
+                    missing = wait_for_listeners(ctx, cfg.wait_s)
+                    if missing and not ctx.stop.is_set():
+                        ctx.log.warning("playing %s although %s did not start within %g s: its first words may be "
+                                        "lost", cfg.source, ", ".join(missing), cfg.wait_s)
                 for chunk in source:
                     ctx.tick()
                     if ctx.stop.is_set():
