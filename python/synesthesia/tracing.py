@@ -39,6 +39,7 @@ __all__ = [
     "hop_of",
     "record_of",
     "read",
+    "parse",
     "new_trace_id",
 ]
 
@@ -232,11 +233,20 @@ def read(path: str | os.PathLike[str]) -> tuple[list[TraceRecord], int]:
     records: list[TraceRecord] = []
     bad = 0
     for line in _lines(path):
-        try:
-            records.append(TraceRecord.from_dict(json.loads(line)))
-        except (ValueError, TypeError):
+        rec = parse(line)
+        if rec is None:
             bad += 1
+        else:
+            records.append(rec)
     return records, bad
+
+
+def parse(line: str) -> TraceRecord | None:
+    """One trace-log line as a record, or None when it is not one (a partial last line)."""
+    try:
+        return TraceRecord.from_dict(json.loads(line))
+    except (ValueError, TypeError):
+        return None
 
 
 def _lines(path: str | os.PathLike[str]) -> Iterator[str]:

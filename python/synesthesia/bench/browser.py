@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["BrowserError", "find_chromium", "launch_chromium", "Cdp", "Browser"]
+__all__ = ["BrowserError", "find_chromium", "require_chromium", "launch_chromium", "Cdp", "Browser"]
 
 #: Where to look for chromium, after ``$SYNESTHESIA_CHROMIUM``.
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
@@ -36,6 +36,15 @@ def find_chromium() -> str | None:
         if name and (path := shutil.which(name)):
             return path
     return None
+
+
+def require_chromium() -> str:
+    """The chromium to use, or :class:`BrowserError` saying how to get one."""
+    found = find_chromium()
+    if found is None:
+        raise BrowserError("no chromium found: install it (Debian: apt-get install chromium) or set "
+                           "SYNESTHESIA_CHROMIUM to its path")
+    return found
 
 
 def launch_chromium(exe: str, profile: Path, log_path: Path, fake_audio: Path | None = None) -> subprocess.Popen[bytes]:
@@ -154,10 +163,7 @@ class Browser:
 
     def __init__(self, exe: str | None = None, *, fake_audio: Path | None = None, workdir: Path | None = None,
                  start_timeout: float = 60.0) -> None:
-        found = exe or find_chromium()
-        if found is None:
-            raise BrowserError("no chromium found: install it (Debian: apt-get install chromium) or set "
-                               "SYNESTHESIA_CHROMIUM to its path")
+        found = exe or require_chromium()
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="synesthesia-browser-")
         self.workdir = workdir if workdir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
         self.profile = self.workdir / "profile"

@@ -323,9 +323,8 @@ class Tap:
                     self._note(rec)
 
     def _tail(self) -> None:
-        """Follow the trace log for hops only a stage sees (`sent`, `displayed` in serve)."""
-        import json
-
+        """Follow the trace log for hops only a stage sees (`sent`, `displayed` in serve); a line
+        that does not parse is counted when the whole log is read at the end."""
         with open(self.log.path, encoding="utf-8", errors="replace") as f:
             pending = ""
             while not self.stop.is_set():
@@ -336,11 +335,8 @@ class Tap:
                 pending += chunk
                 *lines, pending = pending.split("\n")
                 for line in lines:
-                    try:
-                        rec = TraceRecord.from_dict(json.loads(line))
-                    except (ValueError, TypeError):
-                        continue  # counted when the whole log is read at the end
-                    if rec.hop in ("sent", "displayed"):
+                    rec = tracing.parse(line)
+                    if rec is not None and rec.hop in ("sent", "displayed"):
                         self._note(rec, write=False)
 
     def _ring(self, ring: str, name: str, hop: str) -> None:
@@ -634,11 +630,9 @@ def run_from_args(args: Any) -> Report:
                            "(use --viewer to say a browser was attached to it)")
     overrides: dict[str, Any] = {"headless": not args.browser, "log_level": "warning"}
     if args.browser:
-        from synesthesia.bench.browser import find_chromium
+        from synesthesia.bench.browser import require_chromium
 
-        if find_chromium() is None:
-            raise RuntimeError("--browser needs chromium (Debian: apt-get install chromium; or set "
-                               "SYNESTHESIA_CHROMIUM)")
+        require_chromium()  # before the engine starts, not after
         overrides["serve"] = {"host": "127.0.0.1", "port": 0, "token": None}
     if args.backend:
         overrides["world"] = {"backend": args.backend}
