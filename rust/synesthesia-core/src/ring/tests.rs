@@ -330,17 +330,23 @@ fn diag_latency_of_announced_writes() {
             w.publish(g, cap, &meta(i)).unwrap();
         }
     });
+    let lat = publish_latencies_us(&r, 40);
+    writer.join().unwrap();
+    println!("latencies us: {lat:?}; fill {} us", r.a64(OFF_FILL).load(Ordering::Relaxed) / 1000);
+}
+
+/// Publish -> seen latencies (us) of the next `n` records, waiting as a stage would.
+fn publish_latencies_us(r: &Ring, n: usize) -> Vec<u64> {
     let mut c = Cursor::default();
     let mut lat = vec![];
-    while lat.len() < 40 {
+    while lat.len() < n {
         if let Some(rec) = r.next_record(&mut c) {
             lat.push((monotonic_ns() - rec.meta.t_publish_ns) / 1000);
         } else {
             r.wait(c.next, Some(Duration::from_secs(5)), WaitPolicy::default());
         }
     }
-    writer.join().unwrap();
-    println!("latencies us: {lat:?}; fill {} us", r.a64(OFF_FILL).load(Ordering::Relaxed) / 1000);
+    lat
 }
 
 #[test]
@@ -363,15 +369,7 @@ fn diag_latency_across_processes() {
         }
         unsafe { libc::_exit(0) };
     }
-    let mut c = Cursor::default();
-    let mut lat = vec![];
-    while lat.len() < 40 {
-        if let Some(rec) = r.next_record(&mut c) {
-            lat.push((monotonic_ns() - rec.meta.t_publish_ns) / 1000);
-        } else {
-            r.wait(c.next, Some(Duration::from_secs(5)), WaitPolicy::default());
-        }
-    }
+    let mut lat = publish_latencies_us(&r, 40);
     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
     lat.sort();
     println!("latencies us (sorted): {lat:?}");
