@@ -24,10 +24,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::InvalidArgument { name, message } => write!(f, "{name}: {message}"),
-            Error::BufferTooSmall { needed, available } => write!(
-                f,
-                "out: buffer too small: needs at least {needed} bytes, has {available}"
-            ),
+            Error::BufferTooSmall { needed, available } => {
+                write!(f, "out: buffer too small: needs at least {needed} bytes, has {available}")
+            }
             Error::SimdUnavailable { level } => {
                 write!(f, "simd: {level} is not supported by this CPU")
             }

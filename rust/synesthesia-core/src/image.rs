@@ -116,7 +116,13 @@ impl<'a> ImageViewMut<'a> {
     }
 
     pub fn as_view(&self) -> ImageView<'_> {
-        ImageView { data: self.data, width: self.width, height: self.height, channels: self.channels, stride: self.stride }
+        ImageView {
+            data: self.data,
+            width: self.width,
+            height: self.height,
+            channels: self.channels,
+            stride: self.stride,
+        }
     }
 
     common!();

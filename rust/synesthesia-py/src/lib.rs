@@ -66,7 +66,10 @@ pub(crate) fn view_parts(
     let pixel_ok = w <= 1 || strides[1] == c as isize;
     let channel_ok = shape.len() == 2 || c <= 1 || strides[2] == 1;
     if !pixel_ok || !channel_ok || (h > 1 && strides[0] < (w * c) as isize) {
-        return Err(to_py(py, Error::invalid(name, "pixels must be contiguous within a row (copy with numpy.ascontiguousarray)")));
+        return Err(to_py(
+            py,
+            Error::invalid(name, "pixels must be contiguous within a row (copy with numpy.ascontiguousarray)"),
+        ));
     }
     let stride = if h > 1 { strides[0] as usize } else { w * c };
     let len = if h == 0 || w == 0 { 0 } else { (h - 1) * stride + w * c };

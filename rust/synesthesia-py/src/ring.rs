@@ -29,7 +29,9 @@ fn ring_to_py(py: Python<'_>, err: RingError) -> PyErr {
         let errors = py.import("synesthesia.errors")?;
         let instance = match &err {
             RingError::Layout(m) => errors.getattr("RingLayoutError")?.call1((m.as_str(),))?,
-            RingError::InvalidArgument { name, .. } => errors.getattr("RingArgumentError")?.call1((err.to_string(), *name))?,
+            RingError::InvalidArgument { name, .. } => {
+                errors.getattr("RingArgumentError")?.call1((err.to_string(), *name))?
+            }
             RingError::WriterBusy { pid } => errors.getattr("RingBusyError")?.call1((err.to_string(), *pid))?,
         };
         Ok(PyErr::from_value(instance))
@@ -45,7 +47,10 @@ fn parse_kind(py: Python<'_>, kind: &str) -> PyResult<Kind> {
     match kind {
         "frame" => Ok(Kind::Frame),
         "bytes" => Ok(Kind::Bytes),
-        other => Err(ring_to_py(py, RingError::InvalidArgument { name: "kind", message: format!("expected 'frame' or 'bytes', got {other:?}") })),
+        other => Err(ring_to_py(
+            py,
+            RingError::InvalidArgument { name: "kind", message: format!("expected 'frame' or 'bytes', got {other:?}") },
+        )),
     }
 }
 
@@ -64,7 +69,10 @@ struct Mapped {
 fn mapping(py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<(PyBuffer<u8>, *mut u8, usize)> {
     let buf = PyBuffer::<u8>::get(buffer)?;
     if buf.readonly() || !buf.is_c_contiguous() {
-        return Err(ring_to_py(py, RingError::InvalidArgument { name: "buffer", message: "need a writable, contiguous buffer".into() }));
+        return Err(ring_to_py(
+            py,
+            RingError::InvalidArgument { name: "buffer", message: "need a writable, contiguous buffer".into() },
+        ));
     }
     let (ptr, len) = (buf.buf_ptr() as *mut u8, buf.len_bytes());
     Ok((buf, ptr, len))
@@ -110,7 +118,13 @@ impl PyRing {
         let m = self.get(py)?;
         let deadline = match timeout {
             Some(t) if !(t >= 0.0 && t.is_finite()) => {
-                return Err(ring_to_py(py, RingError::InvalidArgument { name: "timeout", message: format!("must be a finite number >= 0 or None, got {t}") }))
+                return Err(ring_to_py(
+                    py,
+                    RingError::InvalidArgument {
+                        name: "timeout",
+                        message: format!("must be a finite number >= 0 or None, got {t}"),
+                    },
+                ))
             }
             Some(t) => Some(Instant::now() + Duration::from_secs_f64(t)),
             None => None,
@@ -145,19 +159,33 @@ impl PyRing {
 impl PyRing {
     /// Initialise a ring in `buffer` (the creator's mapping) and return a handle on it.
     #[staticmethod]
-    fn create(py: Python<'_>, buffer: &Bound<'_, PyAny>, kind: &str, slots: u32, capacity: usize, descriptor: &[u8]) -> PyResult<Self> {
+    fn create(
+        py: Python<'_>,
+        buffer: &Bound<'_, PyAny>,
+        kind: &str,
+        slots: u32,
+        capacity: usize,
+        descriptor: &[u8],
+    ) -> PyResult<Self> {
         let kind = parse_kind(py, kind)?;
         let (buf, ptr, len) = mapping(py, buffer)?;
         // SAFETY: the export in `buf` keeps `len` writable bytes at `ptr` mapped for the life of
         // the handle; the segment was just created, so no other process uses it yet.
-        let ring = unsafe { ring::Ring::create(ptr, len, Geometry { kind, slots, capacity }, descriptor) }.map_err(|e| ring_to_py(py, e))?;
+        let ring = unsafe { ring::Ring::create(ptr, len, Geometry { kind, slots, capacity }, descriptor) }
+            .map_err(|e| ring_to_py(py, e))?;
         Ok(PyRing::new(ring, buf))
     }
 
     /// Check the header in `buffer` (an attached mapping) and return a handle on the ring.
     #[staticmethod]
     #[pyo3(signature = (buffer, kind=None, slots=None, capacity=None))]
-    fn attach(py: Python<'_>, buffer: &Bound<'_, PyAny>, kind: Option<&str>, slots: Option<u32>, capacity: Option<usize>) -> PyResult<Self> {
+    fn attach(
+        py: Python<'_>,
+        buffer: &Bound<'_, PyAny>,
+        kind: Option<&str>,
+        slots: Option<u32>,
+        capacity: Option<usize>,
+    ) -> PyResult<Self> {
         let kind = kind.map(|k| parse_kind(py, k)).transpose()?;
         let (buf, ptr, len) = mapping(py, buffer)?;
         // SAFETY: as in `create`; the header is validated before any other access.
@@ -168,8 +196,9 @@ impl PyRing {
     /// Bytes a segment needs for `slots` slots of `capacity` bytes.
     #[staticmethod]
     fn segment_size(py: Python<'_>, slots: u32, capacity: usize) -> PyResult<usize> {
-        ring::layout::segment_size(slots, capacity)
-            .ok_or_else(|| ring_to_py(py, RingError::InvalidArgument { name: "capacity", message: "ring too large".into() }))
+        ring::layout::segment_size(slots, capacity).ok_or_else(|| {
+            ring_to_py(py, RingError::InvalidArgument { name: "capacity", message: "ring too large".into() })
+        })
     }
 
     #[getter]
@@ -222,10 +251,19 @@ impl PyRing {
     fn set_wait_policy(&self, py: Python<'_>, spin_us: f64, anticipate_us: f64) -> PyResult<()> {
         for (name, v) in [("spin_us", spin_us), ("anticipate_us", anticipate_us)] {
             if !(v >= 0.0 && v <= 1e6) {
-                return Err(ring_to_py(py, RingError::InvalidArgument { name, message: format!("must be within 0..=1e6 microseconds, got {v}") }));
+                return Err(ring_to_py(
+                    py,
+                    RingError::InvalidArgument {
+                        name,
+                        message: format!("must be within 0..=1e6 microseconds, got {v}"),
+                    },
+                ));
             }
         }
-        *lock(&self.policy) = WaitPolicy { spin: Duration::from_secs_f64(spin_us / 1e6), anticipate: Duration::from_secs_f64(anticipate_us / 1e6) };
+        *lock(&self.policy) = WaitPolicy {
+            spin: Duration::from_secs_f64(spin_us / 1e6),
+            anticipate: Duration::from_secs_f64(anticipate_us / 1e6),
+        };
         Ok(())
     }
 
@@ -242,10 +280,25 @@ impl PyRing {
 
     /// Publish the open record with `size` payload bytes; returns its publish time (ns).
     #[pyo3(signature = (size, frame, flags=0, t_source_ns=0, trace_ids=[0; TRACE_IDS]))]
-    fn publish(&self, py: Python<'_>, size: usize, frame: u64, flags: u64, t_source_ns: u64, trace_ids: [u64; TRACE_IDS]) -> PyResult<u64> {
+    fn publish(
+        &self,
+        py: Python<'_>,
+        size: usize,
+        frame: u64,
+        flags: u64,
+        t_source_ns: u64,
+        trace_ids: [u64; TRACE_IDS],
+    ) -> PyResult<u64> {
         let m = self.get(py)?;
-        let grant = lock(&self.grant)
-            .ok_or_else(|| ring_to_py(py, RingError::InvalidArgument { name: "publish", message: "no record is open (call begin_write first)".into() }))?;
+        let grant = lock(&self.grant).ok_or_else(|| {
+            ring_to_py(
+                py,
+                RingError::InvalidArgument {
+                    name: "publish",
+                    message: "no record is open (call begin_write first)".into(),
+                },
+            )
+        })?;
         let meta = SlotMeta { frame, flags, t_source_ns, trace_ids, ..Default::default() };
         let out = m.ring.publish(grant, size, &meta).map_err(|e| ring_to_py(py, e))?;
         *lock(&self.grant) = None;

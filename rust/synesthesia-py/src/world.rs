@@ -35,7 +35,8 @@ fn world_default_state() -> Vec<f32> {
 #[pyfunction]
 #[pyo3(signature = (samples, sample_rate=16000))]
 fn spectral_pulse(py: Python<'_>, samples: PyReadonlyArray1<'_, f32>, sample_rate: u32) -> PyResult<Vec<f32>> {
-    let x = samples.as_slice().map_err(|_| to_py(py, Error::invalid("samples", "must be a contiguous float32 array")))?;
+    let x =
+        samples.as_slice().map_err(|_| to_py(py, Error::invalid("samples", "must be a contiguous float32 array")))?;
     let pulse = detached(py, || world::spectral_pulse(x, sample_rate))?;
     Ok(pulse.to_array().to_vec())
 }

@@ -162,7 +162,17 @@ pub unsafe fn y_row(src: &[u8], ch: usize, w: usize, pw: usize, y: &mut [u8]) {
 /// `cb`, `cr` `pw / 2` bytes; `pw` is even.
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn ycc_420_rows(s0: &[u8], s1: &[u8], ch: usize, w: usize, pw: usize, y0: &mut [u8], y1: &mut [u8], cb: &mut [u8], cr: &mut [u8]) {
+pub unsafe fn ycc_420_rows(
+    s0: &[u8],
+    s1: &[u8],
+    ch: usize,
+    w: usize,
+    pw: usize,
+    y0: &mut [u8],
+    y1: &mut [u8],
+    cb: &mut [u8],
+    cr: &mut [u8],
+) {
     assert!(s0.len() >= w * ch && s1.len() >= w * ch && y0.len() >= pw && y1.len() >= pw);
     assert!(pw.is_multiple_of(2) && cb.len() >= pw / 2 && cr.len() >= pw / 2);
     let k = consts(ch);
@@ -236,10 +246,7 @@ fn dct_pass<const FIRST: bool>(d: [__m256i; 8]) -> [__m256i; 8] {
     let r = _mm256_set1_epi32(round);
     let sh = _mm_cvtsi32_si128(n);
     let fin = |lo: __m256i, hi: __m256i| -> __m256i {
-        _mm256_packs_epi32(
-            _mm256_sra_epi32(_mm256_add_epi32(lo, r), sh),
-            _mm256_sra_epi32(_mm256_add_epi32(hi, r), sh),
-        )
+        _mm256_packs_epi32(_mm256_sra_epi32(_mm256_add_epi32(lo, r), sh), _mm256_sra_epi32(_mm256_add_epi32(hi, r), sh))
     };
     use portable::*;
     let e_lo = _mm256_unpacklo_epi16(tmp12, tmp13);
@@ -385,7 +392,16 @@ fn finish_block(q: [__m256i; 4], out: &mut Block) {
 /// for `nbx * 8 + 8` bytes (the planes carry slack past the last block for this).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
-pub unsafe fn transform_band(band: &[u8], stride: usize, nbx: usize, dv: &Divisors, out: &mut [Block], h: usize, bpm: usize, base: usize) {
+pub unsafe fn transform_band(
+    band: &[u8],
+    stride: usize,
+    nbx: usize,
+    dv: &Divisors,
+    out: &mut [Block],
+    h: usize,
+    bpm: usize,
+    base: usize,
+) {
     assert!(band.len() >= 7 * stride + nbx * 8 + 8);
     // h is 1 or 2: shifts and masks, not a division per block.
     assert!(h == 1 || h == 2);

@@ -46,10 +46,7 @@ fn dct_pass<const FIRST: bool>(d: [__m512i; 8]) -> [__m512i; 8] {
     let r = _mm512_set1_epi32(round);
     let sh = _mm_cvtsi32_si128(n);
     let fin = |lo: __m512i, hi: __m512i| -> __m512i {
-        _mm512_packs_epi32(
-            _mm512_sra_epi32(_mm512_add_epi32(lo, r), sh),
-            _mm512_sra_epi32(_mm512_add_epi32(hi, r), sh),
-        )
+        _mm512_packs_epi32(_mm512_sra_epi32(_mm512_add_epi32(lo, r), sh), _mm512_sra_epi32(_mm512_add_epi32(hi, r), sh))
     };
     use portable::*;
     let e_lo = _mm512_unpacklo_epi16(tmp12, tmp13);
@@ -146,7 +143,16 @@ fn lanes4(u: &[__m512i]) -> [__m512i; 4] {
 /// readable for `nbx.next_multiple_of(4) * 8` bytes (the planes carry slack for this).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw")]
-pub unsafe fn transform_band(band: &[u8], stride: usize, nbx: usize, dv: &Divisors, out: &mut [Block], h: usize, bpm: usize, base: usize) {
+pub unsafe fn transform_band(
+    band: &[u8],
+    stride: usize,
+    nbx: usize,
+    dv: &Divisors,
+    out: &mut [Block],
+    h: usize,
+    bpm: usize,
+    base: usize,
+) {
     assert!(band.len() >= 7 * stride + nbx.next_multiple_of(4) * 8);
     // h is 1 or 2: shifts and masks, not a division per block.
     assert!(h == 1 || h == 2);
@@ -214,7 +220,17 @@ fn spread(ch: usize) -> ([u8; 64], u64, [u8; 64], u64) {
 /// AVX-512 F, BW, VL and VBMI must be available. Lengths as for `avx2::ycc_420_rows`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
-pub unsafe fn ycc_420_rows(s0: &[u8], s1: &[u8], ch: usize, w: usize, pw: usize, y0: &mut [u8], y1: &mut [u8], cb: &mut [u8], cr: &mut [u8]) {
+pub unsafe fn ycc_420_rows(
+    s0: &[u8],
+    s1: &[u8],
+    ch: usize,
+    w: usize,
+    pw: usize,
+    y0: &mut [u8],
+    y1: &mut [u8],
+    cb: &mut [u8],
+    cr: &mut [u8],
+) {
     assert!(s0.len() >= w * ch && s1.len() >= w * ch && y0.len() >= pw && y1.len() >= pw);
     assert!(pw.is_multiple_of(2) && cb.len() >= pw / 2 && cr.len() >= pw / 2);
     let (rg_idx, krg, b_idx, kb) = spread(ch);
@@ -295,7 +311,16 @@ pub unsafe fn ycc_420_rows(s0: &[u8], s1: &[u8], ch: usize, w: usize, pw: usize,
 /// `chroma`, `cb` and `cr`) hold `pw` bytes.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
-pub unsafe fn ycc_full_row(src: &[u8], ch: usize, w: usize, pw: usize, chroma: bool, y: &mut [u8], cb: &mut [u8], cr: &mut [u8]) {
+pub unsafe fn ycc_full_row(
+    src: &[u8],
+    ch: usize,
+    w: usize,
+    pw: usize,
+    chroma: bool,
+    y: &mut [u8],
+    cb: &mut [u8],
+    cr: &mut [u8],
+) {
     assert!(src.len() >= w * ch && y.len() >= pw);
     assert!(!chroma || (cb.len() >= pw && cr.len() >= pw));
     let (rg_idx, krg, b_idx, kb) = spread(ch);
@@ -327,8 +352,16 @@ pub unsafe fn ycc_full_row(src: &[u8], ch: usize, w: usize, pw: usize, chroma: b
         if chroma {
             let vcb = _mm512_add_epi32(_mm512_add_epi32(_mm512_madd_epi16(rg, cb_rg), _mm512_slli_epi32::<15>(b)), off);
             let vcr = _mm512_sub_epi32(_mm512_sub_epi32(off, _mm512_madd_epi16(rg, cr_rg)), _mm512_madd_epi16(b, cr_b));
-            _mm_mask_storeu_epi8(cb.as_mut_ptr().add(x).cast(), keep, _mm512_cvtepi32_epi8(_mm512_srai_epi32::<16>(vcb)));
-            _mm_mask_storeu_epi8(cr.as_mut_ptr().add(x).cast(), keep, _mm512_cvtepi32_epi8(_mm512_srai_epi32::<16>(vcr)));
+            _mm_mask_storeu_epi8(
+                cb.as_mut_ptr().add(x).cast(),
+                keep,
+                _mm512_cvtepi32_epi8(_mm512_srai_epi32::<16>(vcb)),
+            );
+            _mm_mask_storeu_epi8(
+                cr.as_mut_ptr().add(x).cast(),
+                keep,
+                _mm512_cvtepi32_epi8(_mm512_srai_epi32::<16>(vcr)),
+            );
         }
         x += m;
     }

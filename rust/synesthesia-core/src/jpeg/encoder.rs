@@ -261,7 +261,17 @@ fn stage_a(ctx: &Ctx, img: &crate::image::ImageView, b: &mut SliceBufs, my: usiz
 // ---- stage B --------------------------------------------------------------------------------
 
 #[allow(clippy::too_many_arguments)]
-fn transform_band(level: SimdLevel, band: &[u8], stride: usize, nbx: usize, dv: &Divisors, out: &mut [Block], h: usize, bpm: usize, base: usize) {
+fn transform_band(
+    level: SimdLevel,
+    band: &[u8],
+    stride: usize,
+    nbx: usize,
+    dv: &Divisors,
+    out: &mut [Block],
+    h: usize,
+    bpm: usize,
+    base: usize,
+) {
     match level {
         // SAFETY (both): the level was resolved against this CPU's features, and every plane
         // carries SLACK bytes past its last block for the vector loads.
@@ -303,7 +313,14 @@ fn mcu_shape(lay: &Layout) -> McuShape {
     shape
 }
 
-fn encode_row(level: SimdLevel, w: &mut BitWriter, job: &RowJob, shape: &McuShape, enc: &[HuffEnc; 4], preds: &mut [i32; 3]) {
+fn encode_row(
+    level: SimdLevel,
+    w: &mut BitWriter,
+    job: &RowJob,
+    shape: &McuShape,
+    enc: &[HuffEnc; 4],
+    preds: &mut [i32; 3],
+) {
     match level {
         // SAFETY: levels above Portable are only resolved on CPUs with BMI1/2 and LZCNT.
         #[cfg(target_arch = "x86_64")]
@@ -312,7 +329,15 @@ fn encode_row(level: SimdLevel, w: &mut BitWriter, job: &RowJob, shape: &McuShap
     }
 }
 
-fn count_row(lay: &Layout, restart: usize, slice_start: usize, my: usize, blocks: &[Block], preds: &mut [i32; 3], freq: &mut [Freq; 4]) {
+fn count_row(
+    lay: &Layout,
+    restart: usize,
+    slice_start: usize,
+    my: usize,
+    blocks: &[Block],
+    preds: &mut [i32; 3],
+    freq: &mut [Freq; 4],
+) {
     let luma = lay.h * lay.v;
     let (fl, fc) = freq.split_at_mut(2);
     let (dcl, acl) = fl.split_at_mut(1);
@@ -338,7 +363,14 @@ fn count_row(lay: &Layout, restart: usize, slice_start: usize, my: usize, blocks
 /// - `enc` given, not `stored`: stages A, B and C row by row into `out`.
 /// - `enc` None: stages A and B for the whole slice into `b.blocks`, counting symbols.
 /// - `stored`: stage C only, from the blocks a previous counting pass left.
-fn run_slice(ctx: &Ctx, img: &crate::image::ImageView, b: &mut SliceBufs, rows: std::ops::Range<usize>, stored: bool, out: &mut Vec<u8>) {
+fn run_slice(
+    ctx: &Ctx,
+    img: &crate::image::ImageView,
+    b: &mut SliceBufs,
+    rows: std::ops::Range<usize>,
+    stored: bool,
+    out: &mut Vec<u8>,
+) {
     let lay = &ctx.lay;
     let bpr = lay.blocks_per_row();
     let slice_start = rows.start * lay.mcus_x;
@@ -383,7 +415,14 @@ fn run_slice(ctx: &Ctx, img: &crate::image::ImageView, b: &mut SliceBufs, rows: 
 
 /// Runs every slice (in parallel when there are several) and returns nothing; slice outputs
 /// land in `out` (one slice) or in each scratch's own buffer.
-fn run_all(ctx: &Ctx, img: &crate::image::ImageView, plan: &Plan, scratch: &mut [Scratch], stored: bool, out: &mut Vec<u8>) {
+fn run_all(
+    ctx: &Ctx,
+    img: &crate::image::ImageView,
+    plan: &Plan,
+    scratch: &mut [Scratch],
+    stored: bool,
+    out: &mut Vec<u8>,
+) {
     let k = plan.rows_per_slice;
     let rows = ctx.lay.mcus_y;
     if plan.slices == 1 {
@@ -455,7 +494,15 @@ pub fn write_headers(out: &mut Vec<u8>, lay: &Layout, q: [&[u16; 64]; 2], specs:
 }
 
 /// Whole-file encode into `out` (cleared first).
-pub fn encode_file(ctx_base: Ctx, img: &crate::image::ImageView, plan: &Plan, optimize: bool, q: [&[u16; 64]; 2], scratch: &mut Vec<Scratch>, out: &mut Vec<u8>) {
+pub fn encode_file(
+    ctx_base: Ctx,
+    img: &crate::image::ImageView,
+    plan: &Plan,
+    optimize: bool,
+    q: [&[u16; 64]; 2],
+    scratch: &mut Vec<Scratch>,
+    out: &mut Vec<u8>,
+) {
     let lay = ctx_base.lay;
     while scratch.len() < plan.slices {
         scratch.push(Scratch::default());

@@ -392,7 +392,13 @@ unsafe fn encode_block(s: &mut Sink, b: &Block, pred: &mut i32, dc: &HuffEnc, ac
 }
 
 #[inline(never)]
-pub fn encode_row_portable(w: &mut BitWriter, job: &RowJob, shape: &McuShape, enc: &[HuffEnc; 4], preds: &mut [i32; 3]) {
+pub fn encode_row_portable(
+    w: &mut BitWriter,
+    job: &RowJob,
+    shape: &McuShape,
+    enc: &[HuffEnc; 4],
+    preds: &mut [i32; 3],
+) {
     encode_row_impl(w, job, shape, enc, preds)
 }
 
@@ -404,7 +410,13 @@ pub fn encode_row_portable(w: &mut BitWriter, job: &RowJob, shape: &McuShape, en
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "bmi1,bmi2,lzcnt")]
 #[inline(never)]
-pub unsafe fn encode_row_bmi(w: &mut BitWriter, job: &RowJob, shape: &McuShape, enc: &[HuffEnc; 4], preds: &mut [i32; 3]) {
+pub unsafe fn encode_row_bmi(
+    w: &mut BitWriter,
+    job: &RowJob,
+    shape: &McuShape,
+    enc: &[HuffEnc; 4],
+    preds: &mut [i32; 3],
+) {
     encode_row_impl(w, job, shape, enc, preds)
 }
 

@@ -35,7 +35,16 @@ fn px(src: &[u8], ch: usize, w: usize, x: usize) -> (i32, i32, i32) {
 
 /// Columns `x0..pw` of a 4:4:4 conversion (SIMD kernels finish their rows with this).
 #[allow(clippy::too_many_arguments)]
-pub fn ycc_444_row_from(src: &[u8], ch: usize, w: usize, pw: usize, x0: usize, y: &mut [u8], cb: &mut [u8], cr: &mut [u8]) {
+pub fn ycc_444_row_from(
+    src: &[u8],
+    ch: usize,
+    w: usize,
+    pw: usize,
+    x0: usize,
+    y: &mut [u8],
+    cb: &mut [u8],
+    cr: &mut [u8],
+) {
     for x in x0..pw {
         let (r, g, b) = px(src, ch, w, x);
         (y[x], cb[x], cr[x]) = ycc(r, g, b);
@@ -71,7 +80,18 @@ fn ycc_luma((r, g, b): (i32, i32, i32)) -> u8 {
 /// once, `(sum2 + 2 * 128 * 2^16 + 2^16 - 1) >> 17`, since doubling both sides of an integer
 /// floor division by 2^17 changes nothing.
 #[allow(clippy::too_many_arguments)]
-pub fn ycc_420_rows_from(s0: &[u8], s1: &[u8], ch: usize, w: usize, pw: usize, x0: usize, y0: &mut [u8], y1: &mut [u8], cb: &mut [u8], cr: &mut [u8]) {
+pub fn ycc_420_rows_from(
+    s0: &[u8],
+    s1: &[u8],
+    ch: usize,
+    w: usize,
+    pw: usize,
+    x0: usize,
+    y0: &mut [u8],
+    y1: &mut [u8],
+    cb: &mut [u8],
+    cr: &mut [u8],
+) {
     const OFF: i32 = (128 << 18) + (1 << 17) - 1;
     let mut x = x0;
     while x < pw {
@@ -88,7 +108,17 @@ pub fn ycc_420_rows_from(s0: &[u8], s1: &[u8], ch: usize, w: usize, pw: usize, x
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn ycc_420_rows(s0: &[u8], s1: &[u8], ch: usize, w: usize, pw: usize, y0: &mut [u8], y1: &mut [u8], cb: &mut [u8], cr: &mut [u8]) {
+pub fn ycc_420_rows(
+    s0: &[u8],
+    s1: &[u8],
+    ch: usize,
+    w: usize,
+    pw: usize,
+    y0: &mut [u8],
+    y1: &mut [u8],
+    cb: &mut [u8],
+    cr: &mut [u8],
+) {
     ycc_420_rows_from(s0, s1, ch, w, pw, 0, y0, y1, cb, cr)
 }
 
@@ -238,7 +268,16 @@ pub fn zigzag_mask(coef: &[i16; 64]) -> u64 {
 /// index `(bx / h) * bpm + base + bx % h`: `h` blocks of this component per MCU, `bpm` blocks
 /// per MCU, `base` this band's first slot in the MCU.
 #[allow(clippy::too_many_arguments)]
-pub fn transform_band(band: &[u8], stride: usize, nbx: usize, dv: &Divisors, out: &mut [Block], h: usize, bpm: usize, base: usize) {
+pub fn transform_band(
+    band: &[u8],
+    stride: usize,
+    nbx: usize,
+    dv: &Divisors,
+    out: &mut [Block],
+    h: usize,
+    bpm: usize,
+    base: usize,
+) {
     for bx in 0..nbx {
         let idx = (bx / h) * bpm + base + bx % h;
         fdct_quant(&band[bx * 8..], stride, dv, &mut out[idx]);

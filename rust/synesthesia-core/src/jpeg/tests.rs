@@ -90,7 +90,8 @@ fn check_round_trip(w: usize, h: usize, ch: usize, o: &EncodeOptions, min_psnr: 
     let gray_out = ch == 1 || o.subsampling == Subsampling::Gray;
     assert_eq!(dch, if gray_out { 1 } else { 3 });
     // Subsampled chroma cannot follow this scene's steep colour gradients on a few pixels.
-    let min_psnr = if gray_out || o.subsampling == Subsampling::S444 || w.min(h) >= 16 { min_psnr } else { min_psnr - 12.0 };
+    let min_psnr =
+        if gray_out || o.subsampling == Subsampling::S444 || w.min(h) >= 16 { min_psnr } else { min_psnr - 12.0 };
     let p = psnr(&px, &reference(&src, ch, gray_out));
     assert!(p > min_psnr, "{w}x{h}x{ch} {o:?}: psnr {p:.2}");
     assert!(jpeg.len() <= JpegEncoder::max_encoded_size(w, h, o));
@@ -104,7 +105,12 @@ fn round_trips_every_layout() {
             for ch in [1, 3, 4] {
                 for optimize in [false, true] {
                     for (restart, threads) in [(0, 1), (2, 1), (0, 3), (1, 4)] {
-                        let o = EncodeOptions { optimize_huffman: optimize, restart_interval: restart, threads, ..opts(sub, 90) };
+                        let o = EncodeOptions {
+                            optimize_huffman: optimize,
+                            restart_interval: restart,
+                            threads,
+                            ..opts(sub, 90)
+                        };
                         check_round_trip(w, h, ch, &o, 27.0);
                     }
                 }
@@ -138,7 +144,20 @@ fn strided_views_encode_like_packed_ones() {
 /// Sizes, layouts and qualities chosen to hit every tail path of the SIMD kernels.
 fn simd_cases() -> Vec<(usize, usize, usize, Subsampling, u8)> {
     let mut v = Vec::new();
-    let sizes = [(1, 1), (2, 2), (8, 8), (9, 3), (15, 17), (16, 16), (31, 9), (33, 40), (47, 47), (64, 8), (100, 37), (320, 176)];
+    let sizes = [
+        (1, 1),
+        (2, 2),
+        (8, 8),
+        (9, 3),
+        (15, 17),
+        (16, 16),
+        (31, 9),
+        (33, 40),
+        (47, 47),
+        (64, 8),
+        (100, 37),
+        (320, 176),
+    ];
     for (i, &(w, h)) in sizes.iter().enumerate() {
         for (j, sub) in SUBS.into_iter().enumerate() {
             let ch = [3, 4, 1][(i + j) % 3];
@@ -162,11 +181,15 @@ fn every_simd_level_matches_portable() {
             };
             let img = ImageView::packed(&src, w, h, ch).unwrap();
             for optimize in [false, true] {
-                let base = EncodeOptions { optimize_huffman: optimize, simd: Some(SimdLevel::Portable), ..opts(sub, q) };
+                let base =
+                    EncodeOptions { optimize_huffman: optimize, simd: Some(SimdLevel::Portable), ..opts(sub, q) };
                 let want = encode(&img, &base).unwrap();
                 for &l in &levels {
                     let got = encode(&img, &EncodeOptions { simd: Some(l), ..base.clone() }).unwrap();
-                    assert!(got == want, "{l:?} differs from portable: {w}x{h}x{ch} {sub:?} q{q} kind {kind} optimize {optimize}");
+                    assert!(
+                        got == want,
+                        "{l:?} differs from portable: {w}x{h}x{ch} {sub:?} q{q} kind {kind} optimize {optimize}"
+                    );
                 }
             }
         }
@@ -224,7 +247,11 @@ fn dqt_holds_the_requested_tables_in_zigzag_order() {
     let t = QuantTables::new(&luma, &chroma).unwrap();
     let src = scene(40, 24, 3, 1);
     let img = ImageView::packed(&src, 40, 24, 3).unwrap();
-    for (qt, sub) in [(t.clone(), Subsampling::S420), (QuantTables::from_quality(37).unwrap(), Subsampling::S444), (QuantTables::turbo(), Subsampling::S420)] {
+    for (qt, sub) in [
+        (t.clone(), Subsampling::S420),
+        (QuantTables::from_quality(37).unwrap(), Subsampling::S444),
+        (QuantTables::turbo(), Subsampling::S420),
+    ] {
         let jpeg = encode(&img, &EncodeOptions { qtables: Some(qt.clone()), ..opts(sub, 75) }).unwrap();
         let dqt: Vec<_> = segments(&jpeg).into_iter().filter(|(m, _)| *m == 0xDB).collect();
         assert_eq!(dqt.len(), 1);
@@ -353,10 +380,16 @@ fn invalid_name(e: Error) -> &'static str {
 fn bad_arguments_name_themselves() {
     for q in [0u8, 101, 255] {
         assert_eq!(invalid_name(QuantTables::from_quality(q).unwrap_err()), "quality");
-        assert_eq!(invalid_name(JpegEncoder::new(EncodeOptions { quality: q, ..Default::default() }).err().unwrap()), "quality");
+        assert_eq!(
+            invalid_name(JpegEncoder::new(EncodeOptions { quality: q, ..Default::default() }).err().unwrap()),
+            "quality"
+        );
     }
     for t in [0usize, 65] {
-        assert_eq!(invalid_name(JpegEncoder::new(EncodeOptions { threads: t, ..Default::default() }).err().unwrap()), "threads");
+        assert_eq!(
+            invalid_name(JpegEncoder::new(EncodeOptions { threads: t, ..Default::default() }).err().unwrap()),
+            "threads"
+        );
     }
     let ok = [10u16; 64];
     let e = QuantTables::new(&ok[..63], &ok).unwrap_err();
@@ -364,11 +397,17 @@ fn bad_arguments_name_themselves() {
     let mut bad = ok;
     bad[9] = 256;
     let e = QuantTables::new(&ok, &bad).unwrap_err();
-    assert!(e.to_string().contains("chroma") && e.to_string().contains("entry 9") && e.to_string().contains("256"), "{e}");
+    assert!(
+        e.to_string().contains("chroma") && e.to_string().contains("entry 9") && e.to_string().contains("256"),
+        "{e}"
+    );
     bad[9] = 0;
     assert_eq!(invalid_name(QuantTables::new(&bad, &ok).unwrap_err()), "qtables");
     let broken = QuantTables { luma: bad, chroma: ok };
-    assert_eq!(invalid_name(JpegEncoder::new(EncodeOptions { qtables: Some(broken), ..Default::default() }).err().unwrap()), "qtables");
+    assert_eq!(
+        invalid_name(JpegEncoder::new(EncodeOptions { qtables: Some(broken), ..Default::default() }).err().unwrap()),
+        "qtables"
+    );
     assert_eq!(invalid_name(Subsampling::parse("411").unwrap_err()), "subsampling");
 }
 
@@ -403,7 +442,6 @@ fn max_encoded_size_bounds_noise_at_quality_100() {
         assert!(p > min, "{sub:?}: psnr {p:.1}");
     }
 }
-
 
 #[test]
 fn extreme_aspect_ratios() {

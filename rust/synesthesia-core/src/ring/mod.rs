@@ -158,7 +158,8 @@ impl Ring {
         if descriptor.len() > DESC_MAX {
             return Err(invalid("descriptor", format!("at most {DESC_MAX} bytes, got {}", descriptor.len())));
         }
-        let need = segment_size(geometry.slots, geometry.capacity).ok_or_else(|| invalid("capacity", "ring too large"))?;
+        let need =
+            segment_size(geometry.slots, geometry.capacity).ok_or_else(|| invalid("capacity", "ring too large"))?;
         if len < need {
             return Err(invalid("buffer", format!("ring needs {need} bytes, mapping has {len}")));
         }
@@ -200,7 +201,9 @@ impl Ring {
             return Err(invalid("buffer", "mapping must be 64-byte aligned"));
         }
         if len < DATA_OFFSET {
-            return Err(RingError::Layout(format!("segment is {len} bytes, smaller than a ring header ({DATA_OFFSET})")));
+            return Err(RingError::Layout(format!(
+                "segment is {len} bytes, smaller than a ring header ({DATA_OFFSET})"
+            )));
         }
         let probe = Ring { base, len, geometry: Geometry { kind: Kind::Bytes, slots: 1, capacity: 1 }, stride: 0 };
         let mut magic = [0u8; 8];
@@ -209,17 +212,25 @@ impl Ring {
             return Err(RingError::Layout(format!("not a synesthesia ring (magic {magic:02x?})")));
         }
         if probe.a32(OFF_READY).load(Ordering::Acquire) != READY {
-            return Err(RingError::Layout("ring header is not initialised (creator still writing it, or it died)".into()));
+            return Err(RingError::Layout(
+                "ring header is not initialised (creator still writing it, or it died)".into(),
+            ));
         }
         let version = probe.get_u32(OFF_VERSION);
         if version != LAYOUT_VERSION {
-            return Err(RingError::Layout(format!("ring layout version {version}, this build reads version {LAYOUT_VERSION}")));
+            return Err(RingError::Layout(format!(
+                "ring layout version {version}, this build reads version {LAYOUT_VERSION}"
+            )));
         }
         let got_kind = Kind::from_u32(probe.get_u32(OFF_KIND))
             .ok_or_else(|| RingError::Layout(format!("unknown ring kind {}", probe.get_u32(OFF_KIND))))?;
         if let Some(k) = kind {
             if k != got_kind {
-                return Err(RingError::Layout(format!("ring is a {} ring, expected a {} ring", got_kind.name(), k.name())));
+                return Err(RingError::Layout(format!(
+                    "ring is a {} ring, expected a {} ring",
+                    got_kind.name(),
+                    k.name()
+                )));
             }
         }
         let got_slots = probe.get_u32(OFF_SLOTS);
@@ -237,16 +248,27 @@ impl Ring {
         let slot_header = probe.get_u32(OFF_SLOT_HEADER) as usize;
         let got_stride = probe.get_u64(OFF_STRIDE) as usize;
         let data = probe.get_u64(OFF_DATA) as usize;
-        if got_slots == 0 || got_capacity == 0 || slot_header != SLOT_HEADER || got_stride != stride(got_capacity) || data != DATA_OFFSET {
+        if got_slots == 0
+            || got_capacity == 0
+            || slot_header != SLOT_HEADER
+            || got_stride != stride(got_capacity)
+            || data != DATA_OFFSET
+        {
             return Err(RingError::Layout(format!(
                 "inconsistent ring header (slots {got_slots}, slot size {got_capacity}, stride {got_stride}, slot header {slot_header})"
             )));
         }
-        let need = segment_size(got_slots, got_capacity).ok_or_else(|| RingError::Layout("ring size overflows".into()))?;
+        let need =
+            segment_size(got_slots, got_capacity).ok_or_else(|| RingError::Layout("ring size overflows".into()))?;
         if len < need || probe.get_u64(OFF_TOTAL) as usize != need {
             return Err(RingError::Layout(format!("segment is {len} bytes, its header needs {need}")));
         }
-        Ok(Ring { base, len, geometry: Geometry { kind: got_kind, slots: got_slots, capacity: got_capacity }, stride: got_stride })
+        Ok(Ring {
+            base,
+            len,
+            geometry: Geometry { kind: got_kind, slots: got_slots, capacity: got_capacity },
+            stride: got_stride,
+        })
     }
 
     pub fn geometry(&self) -> Geometry {
@@ -365,14 +387,21 @@ impl Ring {
         self.a64(OFF_LAST_PUBLISH).store(now, Ordering::Relaxed);
         let fill = now.saturating_sub(grant.t_write_ns);
         let old_fill = self.a64(OFF_FILL).load(Ordering::Relaxed);
-        let new_fill = if old_fill == 0 { fill } else { (old_fill as i64 + (fill as i64 - old_fill as i64) / 4) as u64 };
+        let new_fill =
+            if old_fill == 0 { fill } else { (old_fill as i64 + (fill as i64 - old_fill as i64) / 4) as u64 };
         self.a64(OFF_FILL).store(new_fill, Ordering::Relaxed);
         // Period = mean of the last HISTORY intervals: quick to settle after a start or a rate
         // change, and steady against one late publish (an EWMA seeded by a start-up interval
         // stays biased for dozens of records, so readers would anticipate the wrong moment).
         let seq = grant.seq;
         let hist = |s: u64| self.a64(OFF_HISTORY + 8 * (s % HISTORY) as usize);
-        let oldest_known = if seq >= HISTORY { Some((hist(seq).load(Ordering::Relaxed), HISTORY)) } else if seq > 0 { Some((hist(0).load(Ordering::Relaxed), seq)) } else { None };
+        let oldest_known = if seq >= HISTORY {
+            Some((hist(seq).load(Ordering::Relaxed), HISTORY))
+        } else if seq > 0 {
+            Some((hist(0).load(Ordering::Relaxed), seq))
+        } else {
+            None
+        };
         hist(seq).store(now, Ordering::Relaxed);
         if let Some((then, n)) = oldest_known {
             let span = now.saturating_sub(then);
@@ -395,7 +424,10 @@ impl Ring {
     /// Copy `data` into the next record and publish it: the one-call path for small records.
     pub fn push(&self, data: &[u8], meta: &SlotMeta) -> Result<SlotMeta, RingError> {
         if data.len() > self.geometry.capacity {
-            return Err(invalid("size", format!("record is {} bytes, slot size is {}", data.len(), self.geometry.capacity)));
+            return Err(invalid(
+                "size",
+                format!("record is {} bytes, slot size is {}", data.len(), self.geometry.capacity),
+            ));
         }
         let grant = self.begin_write(false);
         // SAFETY: the payload area of the granted slot holds `capacity >= data.len()` bytes and
@@ -428,7 +460,8 @@ impl Ring {
     pub fn is_valid(&self, seq: u64) -> bool {
         let slot = self.slot_base(seq);
         fence(Ordering::Acquire);
-        self.slot64(slot, S_BEGIN).load(Ordering::Relaxed) == seq + 1 && self.slot64(slot, S_END).load(Ordering::Relaxed) == seq + 1
+        self.slot64(slot, S_BEGIN).load(Ordering::Relaxed) == seq + 1
+            && self.slot64(slot, S_END).load(Ordering::Relaxed) == seq + 1
     }
 
     /// The oldest unread record at or after the cursor, advancing the cursor past it. Records
@@ -493,7 +526,8 @@ impl Ring {
         // The writer's steady rate says when the next publish should come.
         let period = self.period_ns();
         let last = self.a64(OFF_LAST_PUBLISH).load(Ordering::Relaxed);
-        let expected = if lead > 0 && period > 0 && last > 0 && after == self.head() { Some(last + period) } else { None };
+        let expected =
+            if lead > 0 && period > 0 && last > 0 && after == self.head() { Some(last + period) } else { None };
         if let Some(expected) = expected {
             let now = monotonic_ns();
             if now + lead < expected && self.block(after, Some(left(Duration::from_nanos(expected - lead - now)))) {

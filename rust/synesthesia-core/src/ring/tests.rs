@@ -3,7 +3,6 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::sync::Arc;
 use std::thread;
 
-
 /// A 64-byte aligned heap block standing in for a shared-memory mapping.
 struct Mem {
     ptr: *mut u8,
@@ -34,7 +33,8 @@ impl Drop for Mem {
 
 fn ring(slots: u32, capacity: usize) -> (Mem, Ring) {
     let mem = Mem::new(layout::segment_size(slots, capacity).unwrap());
-    let r = unsafe { Ring::create(mem.ptr, mem.len(), Geometry { kind: Kind::Bytes, slots, capacity }, b"desc") }.unwrap();
+    let r =
+        unsafe { Ring::create(mem.ptr, mem.len(), Geometry { kind: Kind::Bytes, slots, capacity }, b"desc") }.unwrap();
     (mem, r)
 }
 
@@ -75,11 +75,23 @@ fn attach_rejects_mismatches_with_a_clear_reason() {
 fn create_checks_its_arguments() {
     let mem = Mem::new(4096);
     let g = |slots, capacity| Geometry { kind: Kind::Frame, slots, capacity };
-    assert!(matches!(unsafe { Ring::create(mem.ptr, mem.len(), g(0, 8), b"") }, Err(RingError::InvalidArgument { name: "slots", .. })));
-    assert!(matches!(unsafe { Ring::create(mem.ptr, mem.len(), g(2, 0), b"") }, Err(RingError::InvalidArgument { name: "capacity", .. })));
-    assert!(matches!(unsafe { Ring::create(mem.ptr, mem.len(), g(64, 4096), b"") }, Err(RingError::InvalidArgument { name: "buffer", .. })));
+    assert!(matches!(
+        unsafe { Ring::create(mem.ptr, mem.len(), g(0, 8), b"") },
+        Err(RingError::InvalidArgument { name: "slots", .. })
+    ));
+    assert!(matches!(
+        unsafe { Ring::create(mem.ptr, mem.len(), g(2, 0), b"") },
+        Err(RingError::InvalidArgument { name: "capacity", .. })
+    ));
+    assert!(matches!(
+        unsafe { Ring::create(mem.ptr, mem.len(), g(64, 4096), b"") },
+        Err(RingError::InvalidArgument { name: "buffer", .. })
+    ));
     let long = [0u8; 300];
-    assert!(matches!(unsafe { Ring::create(mem.ptr, mem.len(), g(1, 8), &long) }, Err(RingError::InvalidArgument { name: "descriptor", .. })));
+    assert!(matches!(
+        unsafe { Ring::create(mem.ptr, mem.len(), g(1, 8), &long) },
+        Err(RingError::InvalidArgument { name: "descriptor", .. })
+    ));
 }
 
 #[test]
@@ -355,7 +367,16 @@ fn diag_latency_across_processes() {
     let cap: usize = std::env::var("DIAG_CAP").ok().and_then(|v| v.parse().ok()).unwrap_or(704 * 1280 * 3);
     let len = layout::segment_size(4, cap).unwrap();
     // SAFETY: a fresh shared anonymous mapping, inherited by the forked child.
-    let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0) } as *mut u8;
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    } as *mut u8;
     let r = unsafe { Ring::create(ptr, len, Geometry { kind: Kind::Bytes, slots: 4, capacity: cap }, b"") }.unwrap();
     let pid = unsafe { libc::fork() };
     if pid == 0 {

@@ -426,7 +426,9 @@ impl Renderer {
             for lx in 0..lw {
                 let u = (lx as f32 + 0.5) * LOW as f32 / hf;
                 let base = horizon
-                    * (0.50 + 0.10 * (u * 2.1 + t * 0.12).sin() + 0.14 * (noise1(seed ^ 0xa0, u * 1.7 + t * 0.05) - 0.5));
+                    * (0.50
+                        + 0.10 * (u * 2.1 + t * 0.12).sin()
+                        + 0.14 * (noise1(seed ^ 0xa0, u * 1.7 + t * 0.05) - 0.5));
                 let ray = noise1(seed ^ 0xa1, u * 22.0 + t * 0.5);
                 self.scratch[lx * 2] = base;
                 self.scratch[lx * 2 + 1] = 0.25 + 0.75 * ray * ray;
@@ -611,7 +613,8 @@ impl Renderer {
                 self.scratch[x] = height * hf;
             }
             for x in (1..w).step_by(2) {
-                self.scratch[x] = if x + 1 < w { 0.5 * (self.scratch[x - 1] + self.scratch[x + 1]) } else { self.scratch[x - 1] };
+                self.scratch[x] =
+                    if x + 1 < w { 0.5 * (self.scratch[x - 1] + self.scratch[x + 1]) } else { self.scratch[x - 1] };
             }
             for x in 0..w {
                 let hgt = self.scratch[x];
@@ -669,7 +672,8 @@ impl Renderer {
         let fire = lk.g(p::FIRE) * [0.0, 0.05, 0.15, 0.2][k];
         let light = lk.light;
         let lit_col = scale(mix(base, [240.0, 242.0, 250.0], snow), 0.35 + 0.85 * light);
-        let lit_col = add(mix(lit_col, mul(lit_col, scale(lk.sun, 1.0 / 200.0)), 0.4), scale([120.0, 45.0, 10.0], fire));
+        let lit_col =
+            add(mix(lit_col, mul(lit_col, scale(lk.sun, 1.0 / 200.0)), 0.4), scale([120.0, 45.0, 10.0], fire));
         // Distance turns ridges toward the sky between zenith and horizon (aerial perspective).
         let haze_col = mix(lk.fog_col, mix(lk.sky_h, lk.zenith, 0.45), (1.0 - lk.g(p::FOG)) * 0.6);
         let dark_col = mul(scale(lit_col, 0.5), [0.9, 0.95, 1.1]);
@@ -740,7 +744,12 @@ impl Renderer {
                     }
                 }
                 let wc = self.wincol[i];
-                if wc != 0 && win_row != 0 && k < 2 && yi > self.ridge[i] + ch as i32 && (hash(wc ^ win_row) & 1023) < lit_p {
+                if wc != 0
+                    && win_row != 0
+                    && k < 2
+                    && yi > self.ridge[i] + ch as i32
+                    && (hash(wc ^ win_row) & 1023) < lit_p
+                {
                     c = win;
                 }
                 row[x * 3..x * 3 + 3].copy_from_slice(&c);
@@ -764,7 +773,8 @@ impl Renderer {
         let water_col = mix(scale(lk.water_col, 0.3 + 0.8 * lk.light), lk.sky_h, 0.25);
         let ground = scale(mix(lk.ground, [240.0, 242.0, 250.0], 0.6 * lk.g(p::SNOW)), 0.3 + 0.8 * lk.light);
         let glitter_half = hf * 0.5;
-        let sun_vis = (1.0 - storm) * (1.0 - 0.7 * fog) * (1.0 - lk.scenes[5]) * if lk.sun_y < lk.horizon { 1.0 } else { 0.0 };
+        let sun_vis =
+            (1.0 - storm) * (1.0 - 0.7 * fog) * (1.0 - lk.scenes[5]) * if lk.sun_y < lk.horizon { 1.0 } else { 0.0 };
         let glitter_col = lk.grade(scale(lk.sun, 0.9));
         let glitter_p = ((40.0 + 120.0 * lk.pulse.bands[2]) * sun_vis) as u32;
         let frame_tick = (t * 8.0) as u32;
@@ -861,7 +871,6 @@ fn mul(a: Rgb, b: Rgb) -> Rgb {
     [a[0] * b[0], a[1] * b[1], a[2] * b[2]]
 }
 
-
 /// Height above the layer's base (fraction of frame height) of scene `s`'s layer `k` at `u`.
 fn shape(s: usize, k: usize, seed: u32, u: f32, edge: f32) -> f32 {
     match (s, k) {
@@ -875,7 +884,12 @@ fn shape(s: usize, k: usize, seed: u32, u: f32, edge: f32) -> f32 {
         (1, 2) => 0.005 + trees(seed, u, 0.022, 0.07) * (0.4 + 0.6 * fbm1(seed ^ 9, u, 2)),
         (1, _) => 0.05 + 0.05 * edge + trees(seed, u, 0.05, 0.12 + 0.55 * edge),
         // desert: dunes with soft crests, a dune crest in front
-        (2, 0) => 0.04 + 0.14 * { let n = fbm1(seed, u * 1.1, 2); n * n.sqrt() },
+        (2, 0) => {
+            0.04 + 0.14 * {
+                let n = fbm1(seed, u * 1.1, 2);
+                n * n.sqrt()
+            }
+        }
         (2, 1) => 0.02 + 0.11 * dune(seed, u * 1.6),
         (2, 2) => 0.01 + 0.07 * dune(seed, u * 2.4),
         (2, _) => 0.16 + 0.2 * dune(seed, u * 0.9),
@@ -933,7 +947,11 @@ fn buildings(seed: u32, u: f32, cell: f32, hmin: f32, hmax: f32) -> f32 {
     let c = floor_i(u / cell) as f32;
     let local = u / cell - c;
     let r = hash2(seed, c as i32 as u32, 0xb1d);
-    let hgt = hmin + (hmax - hmin) * { let q = unit(r); q * q };
+    let hgt = hmin
+        + (hmax - hmin) * {
+            let q = unit(r);
+            q * q
+        };
     // Setbacks on tall towers and the odd antenna.
     let setback = if unit(hash(r ^ 5)) > 0.5 && !(0.2..=0.8).contains(&local) { 0.8 } else { 1.0 };
     let antenna = if unit(hash(r ^ 9)) > 0.75 && (local - 0.5).abs() < 0.03 { 0.025 } else { 0.0 };
@@ -1112,7 +1130,10 @@ fn fire(lk: &Look, ridge: &[i32], buf: &mut [u8], stride: usize) {
         let r = hash2(lk.seed, i, 0xe3b);
         let life = 2.0 + 2.0 * unit(r);
         let ph = (t / life + unit(hash(r))).fract();
-        let x = cx + (unit(hash(r ^ 1)) - 0.5) * 0.1 * hf + ph * (0.1 + 0.3 * wind) * hf + (t * 2.0 + i as f32).sin() * 0.02 * hf;
+        let x = cx
+            + (unit(hash(r ^ 1)) - 0.5) * 0.1 * hf
+            + ph * (0.1 + 0.3 * wind) * hf
+            + (t * 2.0 + i as f32).sin() * 0.02 * hf;
         let y = base - ph * 0.55 * hf;
         add_px(buf, stride, w, h, x as i32, y as i32, [255.0, 150.0, 50.0], 1.0 - ph);
     }

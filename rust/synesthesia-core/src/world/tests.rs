@@ -57,7 +57,8 @@ fn easing_converges_and_jump_is_immediate() {
 
 #[test]
 fn pulse_finds_the_band_of_a_tone() {
-    let tone = |f: f32| (0..1024).map(|i| 0.5 * (std::f32::consts::TAU * f * i as f32 / 16000.0).sin()).collect::<Vec<_>>();
+    let tone =
+        |f: f32| (0..1024).map(|i| 0.5 * (std::f32::consts::TAU * f * i as f32 / 16000.0).sin()).collect::<Vec<_>>();
     for (band, f) in [(0, 120.0), (1, 500.0), (2, 2000.0), (3, 6000.0)] {
         let p = spectral_pulse(&tone(f), 16000).unwrap();
         let loudest = (0..4).max_by(|&a, &b| p.bands[a].total_cmp(&p.bands[b])).unwrap();
