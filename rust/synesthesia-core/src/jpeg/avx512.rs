@@ -213,6 +213,42 @@ fn spread(ch: usize) -> ([u8; 64], u64, [u8; 64], u64) {
     (rg, krg, b, kb)
 }
 
+/// What both colour converters load once per call: the byte shuffles that spread `ch`-byte
+/// pixels into (R,G) pairs and B lanes, their masks, and the fixed-point factors.
+struct Ycc {
+    rg_idx: __m512i,
+    krg: u64,
+    b_idx: __m512i,
+    kb: u64,
+    y_rg: __m512i,
+    y_b: __m512i,
+    b_one: __m512i,
+    cb_rg: __m512i,
+    cr_rg: __m512i,
+    cr_b: __m512i,
+}
+
+impl Ycc {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn new(ch: usize) -> Ycc {
+        let (rg_idx, krg, b_idx, kb) = spread(ch);
+        Ycc {
+            // SAFETY: both tables are 64 bytes, one unaligned 512-bit load each.
+            rg_idx: unsafe { _mm512_loadu_si512(rg_idx.as_ptr().cast()) },
+            krg,
+            b_idx: unsafe { _mm512_loadu_si512(b_idx.as_ptr().cast()) },
+            kb,
+            y_rg: pair(portable::FIX_Y_R, portable::FIX_Y_G - 65536),
+            y_b: pair(portable::FIX_Y_B, 16384),
+            b_one: _mm512_set1_epi32(2 << 16),
+            cb_rg: pair(-portable::FIX_CB_R, -portable::FIX_CB_G),
+            cr_rg: pair(-32768, portable::FIX_CR_G),
+            cr_b: pair(portable::FIX_CR_B, 0),
+        }
+    }
+}
+
 /// The AVX-512 VBMI version of `avx2::ycc_420_rows` (same formulas and rounding): 32 pixels
 /// of two rows a step, pixels gathered into lanes by one `vpermb` each.
 ///
@@ -233,15 +269,7 @@ pub unsafe fn ycc_420_rows(
 ) {
     assert!(s0.len() >= w * ch && s1.len() >= w * ch && y0.len() >= pw && y1.len() >= pw);
     assert!(pw.is_multiple_of(2) && cb.len() >= pw / 2 && cr.len() >= pw / 2);
-    let (rg_idx, krg, b_idx, kb) = spread(ch);
-    let rg_idx = _mm512_loadu_si512(rg_idx.as_ptr().cast());
-    let b_idx = _mm512_loadu_si512(b_idx.as_ptr().cast());
-    let y_rg = pair(portable::FIX_Y_R, portable::FIX_Y_G - 65536);
-    let y_b = pair(portable::FIX_Y_B, 16384);
-    let b_one = _mm512_set1_epi32(2 << 16);
-    let cb_rg = pair(-portable::FIX_CB_R, -portable::FIX_CB_G);
-    let cr_rg = pair(-32768, portable::FIX_CR_G);
-    let cr_b = pair(portable::FIX_CR_B, 0);
+    let Ycc { rg_idx, krg, b_idx, kb, y_rg, y_b, b_one, cb_rg, cr_rg, cr_b } = Ycc::new(ch);
     let off = _mm512_set1_epi32((128 << 18) + (1 << 17) - 1);
     // Y of 16 pixels (32-bit lanes), with their (R,G) pairs and B lanes for the chroma sums.
     let px16 = |p: *const u8, k: u64| -> (__m512i, __m512i, __m512i) {
@@ -323,15 +351,7 @@ pub unsafe fn ycc_full_row(
 ) {
     assert!(src.len() >= w * ch && y.len() >= pw);
     assert!(!chroma || (cb.len() >= pw && cr.len() >= pw));
-    let (rg_idx, krg, b_idx, kb) = spread(ch);
-    let rg_idx = _mm512_loadu_si512(rg_idx.as_ptr().cast());
-    let b_idx = _mm512_loadu_si512(b_idx.as_ptr().cast());
-    let y_rg = pair(portable::FIX_Y_R, portable::FIX_Y_G - 65536);
-    let y_b = pair(portable::FIX_Y_B, 16384);
-    let b_one = _mm512_set1_epi32(2 << 16);
-    let cb_rg = pair(-portable::FIX_CB_R, -portable::FIX_CB_G);
-    let cr_rg = pair(-32768, portable::FIX_CR_G);
-    let cr_b = pair(portable::FIX_CR_B, 0);
+    let Ycc { rg_idx, krg, b_idx, kb, y_rg, y_b, b_one, cb_rg, cr_rg, cr_b } = Ycc::new(ch);
     let off = _mm512_set1_epi32(portable::CBCR_OFFSET);
     let n = src.len();
     let mut x = 0;
