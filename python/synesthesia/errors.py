@@ -19,6 +19,7 @@ __all__ = [
     "AudioSourceError",
     "RecognizerError",
     "VocabularyError",
+    "SessionError",
 ]
 
 
@@ -113,3 +114,12 @@ class RecognizerError(SynesthesiaError):
 
 class VocabularyError(SynesthesiaError, ValueError):
     """The keyword dictionary is malformed. The message names the entry and the key."""
+
+
+class SessionError(SynesthesiaError, ValueError):
+    """A session log cannot be recorded, replayed or resumed as asked. ``field`` names the
+    header field or argument at fault (``version``, ``vocabulary``, ``backend``, ...)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field

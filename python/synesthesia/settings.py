@@ -106,6 +106,7 @@ class Settings:
     headless: bool = False
     duration_s: float | None = None
     record: str | None = None
+    session: str | None = None  # session log (JSON Lines) the world writes; an existing one is resumed
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     runtime_dir: str | None = None
     trace: str | None = None  # JSON Lines trace log for every process of the run (synesthesia.tracing)
@@ -259,3 +260,6 @@ def _check_together(settings: Settings) -> None:
         raise SettingsError("record", "needs the serve stage, which headless runs leave out: drop --headless")
     if settings.headless and settings.capture.source == "browser":
         raise SettingsError("capture.source", "'browser' needs the serve stage, which headless runs leave out")
+    if settings.session and settings.world.backend != "procedural":
+        raise SettingsError("world.backend", f"{settings.world.backend!r} is not deterministic; "
+                            "sessions record the procedural world")

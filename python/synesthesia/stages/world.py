@@ -121,6 +121,10 @@ def main(ctx: StageContext) -> None:
     sys.setswitchinterval(0.0005)
     cfg = ctx.settings
     backend = make_backend(cfg)
+    if cfg.session:  # log what steers the picture; an existing session is resumed and appended
+        from synesthesia.world.session import open_recorder
+
+        backend = open_recorder(backend, cfg)
     backend.start(cfg.world.prompt)
     ring = shm.FrameRing.attach(ctx.rings["frames"])
     sink = RingSink(ring, ctx)

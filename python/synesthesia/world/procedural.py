@@ -112,6 +112,12 @@ class SteeredScene:
         with self._lock:
             self._scene.set_world_time(t)
 
+    def rebase(self) -> None:
+        """Forget when the last advance was, so the next one starts the clock afresh (a session
+        resumed later continues from its state, not from the wall time that passed)."""
+        with self._lock:
+            self._last_ns = None
+
 
 class ProceduralBackend:
     """Scene state + renderer behind the backend interface.
@@ -163,12 +169,17 @@ class ProceduralBackend:
         out = self._buffers[self._seq % 2]
         self._renderer.render_into(out, state, t, pulse)
         self._seq += 1
-        return WorldFrame(out, self._seq, now_ns, first_for, reflects, {"world_time": t})
+        return WorldFrame(out, self._seq, now_ns, first_for, reflects, {"world_time": t, "pulse": pulse})
 
     def stop(self) -> None:
         pass
 
     # --- inspection --------------------------------------------------------------------------
+    @property
+    def scene(self) -> SteeredScene:
+        """The steered scene (session replay and resume drive it directly)."""
+        return self._steer
+
     def state(self) -> dict[str, float]:
         return dict(zip(STATE_NAMES, self._steer.now()[0]))
 
