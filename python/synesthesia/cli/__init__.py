@@ -21,7 +21,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "bench": ("synesthesia.cli.bench", "benchmarks: kernels, transport, listen, world, stream, e2e (one report format)"),
     "kernels-demo": ("synesthesia.cli.kernels_demo", "encode a generated frame sequence with the Rust kernels and report"),
     "serve": ("synesthesia.cli.serve", "serve the browser viewer (today: over the in-process demo pipeline)"),
-    "snapshot": ("synesthesia.cli.snapshot", "render a scene described in words to a PNG or JPEG"),
+    "snapshot": ("synesthesia.cli.snapshot", "render a scene described in words, or a session's moment, to a PNG or JPEG"),
+    "render": ("synesthesia.cli.render", "re-render a recorded session to MP4 at final quality, with its audio"),
 }
 
 

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="viewer port (default: 8765)")
     parser.add_argument("--record", metavar="FILE", help="also record the encoded stream to FILE (MJPEG)")
     parser.add_argument("--headless", action="store_true", default=None, help="no viewer and no live terminal view")
+    parser.add_argument("--session", metavar="FILE", help="log what steers the picture to FILE (JSON Lines), for render and resume")
+    parser.add_argument("--resume", metavar="FILE", help="start from a session's last state and append to it")
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: run until stopped)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default: info")
 
@@ -52,6 +54,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     put("serve.host", args.host)
     put("serve.port", args.port)
     put("record", args.record)
+    put("session", args.session)
     put("headless", args.headless)
     put("duration_s", args.duration)
     put("log_level", args.log_level)
@@ -63,8 +66,45 @@ def main(args: argparse.Namespace) -> int:
     from synesthesia.supervisor.arbiter import Arbiter
 
     try:
-        settings = load_settings(args.config, overrides=overrides(args))
+        flags = overrides(args)
+        if args.resume:
+            flags = _resume(args, flags)
+        settings = load_settings(args.config, overrides=flags)
+        if settings.session and not args.resume and _has_records(settings.session):
+            raise SettingsError("session", f"{settings.session} already holds a session: continue it with "
+                                "--resume, or choose another file")
     except SettingsError as exc:
         print(f"synesthesia run: {exc}", file=sys.stderr)
         return 2
     return Arbiter(settings).run()
+
+
+def _has_records(path: str) -> bool:
+    from pathlib import Path
+
+    p = Path(path)
+    return p.exists() and p.stat().st_size > 0
+
+
+def _resume(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
+    """The session's picture-shaping settings, so the resumed run draws what it drew."""
+    from synesthesia.errors import SessionError
+    from synesthesia.settings import SettingsError
+    from synesthesia.world.session import read_session
+
+    if args.session and args.session != args.resume:
+        raise SettingsError("session", "--resume appends to its own file: drop --session")
+    try:
+        session = read_session(args.resume)
+        session.header.check_replayable()
+    except SessionError as e:
+        raise SettingsError("resume", f"{args.resume}: {e}") from None
+    if session.stopped:
+        raise SettingsError("resume", f"{args.resume} is damaged ({session.stopped}); render it, or start a new session")
+    h = session.header
+    world = flags.setdefault("world", {})
+    if world.get("backend", "procedural") != "procedural":
+        raise SettingsError("world.backend", "a resumed session keeps its own backend (procedural)")
+    world.update(backend=h.backend, seed=h.seed, width=h.width, height=h.height, fps=h.fps, time_constant_s=h.tau)
+    flags["session"] = args.resume
+    return flags
