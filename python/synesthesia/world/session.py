@@ -390,7 +390,7 @@ def samples(session: Session, fps: float | None = None, start_s: float = 0.0,
             seg = s
         at_ns = ns + int(round((tick_pos - ticks[f]) * period))
         state, t, _, _ = scene.advance(at_ns)
-        fi = max(fi, f)  # frame f itself is passed: later steps continue from at_ns
+        fi = f + 1  # frame f is passed (at_ns is at or after its tick): go on from at_ns
         yield Sample(i, state, t, pulse, f)
 
 
