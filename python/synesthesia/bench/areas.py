@@ -71,6 +71,8 @@ register("world", ("bench/world.py", "synesthesia.world.bench:main"), "world bac
          title="World benchmark")
 register("stream", ("bench/stream.py", "synesthesia.serve.bench:main"), "adaptive encoder and the WebSocket stream",
          title="Stream benchmark")
+register("render", "bench/render.py", "offline session render speed and the session log's cost to a live run",
+         title="Session benchmark")
 register("e2e", "synesthesia.bench.e2e:run_from_args", "the whole pipeline, prompt or speech to the frame on the wire",
          native=True, title="End-to-end latency")
 

@@ -21,6 +21,7 @@ _AREAS = {
     "listen": "capture, VAD, recognizers and NLP on a manifest of clips",
     "world": "world backends and the pacer",
     "stream": "adaptive encoder and the WebSocket stream",
+    "render": "offline session render speed and the session log's cost to a live run",
     "e2e": "the real multiprocess pipeline: per-stage latency and the end-to-end loop",
 }
 

@@ -83,7 +83,7 @@ class Progress:
 def soundtrack(session: Session, start_s: float, end_s: float) -> tuple[npt.NDArray[np.float32], list[str]]:
     """The captured audio laid on the output timeline (16 kHz mono) from ``start_s`` to ``end_s``,
     silence where there is none; plus notes about audio files that are missing or unreadable."""
-    import soundfile
+    import soundfile  # type: ignore[import-untyped]
 
     notes: list[str] = []
     length = max(0, int(round((end_s - start_s) * AUDIO_RATE)))
@@ -132,7 +132,7 @@ class _Drawer:
         w, h = self.size
         frame = av.VideoFrame(w, h, "rgb24")
         plane = frame.planes[0]
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(h, plane.line_size)
+        rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(h, plane.line_size)
         view = rows[:, : w * 3].reshape(h, w, 3)
         r.render_into(view, smp.state, smp.t, smp.pulse)
         crc = frame_checksum(view) if self.check(smp) else None
@@ -186,12 +186,12 @@ def render_session(
     try:
         vs = container.add_stream("libx264", rate=rate)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
-        opts = {"preset": preset}
+        opts: dict[str, str] = {"preset": preset}
         if bitrate is not None:
             vs.bit_rate = int(bitrate)
         else:
             opts["crf"] = str(crf if crf is not None else 20)
-        vs.options = opts
+        vs.options = dict(opts)
         vs.codec_context.thread_count = max(1, workers)
         codec_name, audio_rate = AUDIO_CODECS[audio_codec]
         aud = container.add_stream(codec_name, rate=audio_rate, layout="mono")
@@ -233,7 +233,7 @@ def render_session(
 
 def _encode_audio(container: Any, stream: Any, audio: npt.NDArray[np.float32], rate: int) -> None:
     import av
-    import soxr
+    import soxr  # type: ignore[import-untyped]
 
     x = soxr.resample(audio, AUDIO_RATE, rate).astype(np.float32) if len(audio) else audio
     n = stream.codec_context.frame_size or 1024

@@ -9,7 +9,8 @@ version. Then, in the order they happened:
 
 - ``segment``: a live run began (the first, or a resumed one); names the run's audio file;
 - ``start``/``intent``/``settle``: what steered the scene, each keyed by ``f``, the index of
-  the first frame it can show;
+  the first frame it can show (an intent also notes ``t``, the world time then, and its prompt:
+  typed prompts reach the world as intents);
 - ``frame``: one poll of the world: ``ns`` the tick it was made for (from the segment's first
   frame) and ``p`` the spectral pulse it was drawn with (null: no audio yet);
 - ``check``: the CRC-32 of a frame's rendered pixels, every ``check_every`` frames;
@@ -438,7 +439,7 @@ class _Writer:
 
     def _write_audio(self, x: npt.NDArray[np.float32]) -> None:
         if self._audio is None:
-            import soundfile
+            import soundfile  # type: ignore[import-untyped]
 
             self._audio = soundfile.SoundFile(str(self._audio_path), "w", samplerate=AUDIO_RATE, channels=1,
                                               format="FLAC", subtype="PCM_16")
@@ -509,8 +510,8 @@ class SessionRecorder:
     def apply(self, intent: Intent) -> None:
         with self._lock:
             self.inner.apply(intent)  # a rejected intent raises and is not logged
-            self._writer.line({"type": "intent", "f": self._frame, "keywords": dict(intent.keywords),
-                               "prompt": intent.prompt, "trace": intent.trace_id})
+            self._writer.line({"type": "intent", "f": self._frame, "t": self.inner.scene.now()[1],
+                               "keywords": dict(intent.keywords), "prompt": intent.prompt, "trace": intent.trace_id})
 
     def settle(self) -> None:
         with self._lock:
