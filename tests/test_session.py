@@ -133,6 +133,7 @@ def test_truncated_session_renders_to_its_last_record(tmp_path: Path) -> None:
     assert f"damaged at line {line}: cut short" in r.stderr and "45 frames before it" in r.stderr
     assert decode(tmp_path / "cut.mp4")[0] == 46  # 45 live frames and the skipped tick
     assert "checked 5 frames against the live checksums: all match" in r.stderr
+    assert "render: 100% (46/46 frames" in r.stderr  # not a terminal: plain progress lines
 
 
 def test_corrupt_line_stops_the_session_there(tmp_path: Path) -> None:
@@ -228,3 +229,45 @@ def test_reopening_resumes_from_the_last_state(tmp_path: Path) -> None:
     assert state == last.state and t == last.t  # first resumed frame: exactly where the run left off
     with pytest.raises(SessionError, match="^seed: "):
         SessionRecorder(ProceduralBackend(*SIZE, seed=6, tau=0.5), path, fps=25, tau=0.5)
+
+
+def test_a_crash_mid_line_is_cut_off_on_resume_and_the_log_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    record(path, frames=30)
+    text = path.read_text()
+    path.write_text(text[: text.index('{"type":"frame","f":25,') + 12])  # killed mid-write
+    rec = SessionRecorder(ProceduralBackend(*SIZE, seed=5, tau=0.5), path, fps=25, tau=0.5, check_every=10)
+    assert rec.resumed and rec.frames == 25
+    t0 = time.monotonic_ns()
+    crcs = [frame_checksum(rec.poll(t0 + k * PERIOD).pixels) for k in range(12)]
+    rec.stop()
+    s = read_session(path)
+    assert s.stopped is None and len(s.frames) == 37 and len(s.segments) == 2
+    assert s.checks[30] == crcs[5]  # the resumed run's checkpoints are its own frames
+    res = render_session(s, tmp_path / "o.mp4")
+    assert res.checked == 4 and res.mismatched == []
+    # damage inside the log is not cut off: resuming it would lose what follows
+    lines = path.read_text().splitlines(keepends=True)
+    lines[5] = "garbage\n"
+    path.write_text("".join(lines))
+    with pytest.raises(SessionError, match="^session: .* is damaged"):
+        SessionRecorder(ProceduralBackend(*SIZE, seed=5, tau=0.5), path, fps=25, tau=0.5)
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise() -> None:
+    import io
+
+    from synesthesia.world.render import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term, pipe = Terminal(), io.StringIO()
+    for stream in (term, pipe):
+        p = Progress(50, stream)
+        for i in range(1, 51):
+            p.update(i)
+    assert "\r" in term.getvalue() and "[" + "#" * 30 + "] 100.0% 50/50" in term.getvalue() and "ETA" in term.getvalue()
+    lines = pipe.getvalue().splitlines()
+    assert "\r" not in pipe.getvalue() and 5 <= len(lines) <= 11 and lines[-1].startswith("render: 100% (50/50 frames")

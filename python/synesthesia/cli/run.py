@@ -99,7 +99,7 @@ def _resume(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
         session.header.check_replayable()
     except SessionError as e:
         raise SettingsError("resume", f"{args.resume}: {e}") from None
-    if session.stopped:
+    if session.stopped and not session.cut_short:
         raise SettingsError("resume", f"{args.resume} is damaged ({session.stopped}); render it, or start a new session")
     h = session.header
     world = flags.setdefault("world", {})

@@ -29,13 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise SystemExit(f"synesthesia snapshot: --size must look like 1280x704, got {text!r}") from None
-    if not (32 <= w <= 8192 and 32 <= h <= 8192):
-        raise SystemExit(f"synesthesia snapshot: --size must be 32..8192 on each side, got {text!r}")
-    return w, h
+    from synesthesia.cli.render import parse_size
+
+    return parse_size(text, "snapshot")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -165,6 +165,10 @@ class Session:
     frames: list[tuple[int, int, list[float] | None]] = field(default_factory=list)
     checks: dict[int, int] = field(default_factory=dict)
     stopped: str | None = None
+    #: bytes of the file up to the end of the last good record
+    good_bytes: int = 0
+    #: the only damage is a last line cut short (a crash mid-write): safe to cut off and go on
+    cut_short: bool = False
 
     @property
     def period_ns(self) -> int:
@@ -217,7 +221,7 @@ def read_session(path: str | Path) -> Session:
             if isinstance(e, SessionError):
                 raise
             raise SessionError(f"{path} does not start with a session header", "session") from None
-        session = Session(path, header)
+        session = Session(path, header, good_bytes=len(first.encode()))
         seg: Segment | None = None
         lineno = 1
         while True:
@@ -231,6 +235,7 @@ def read_session(path: str | Path) -> Session:
                 break
             if not line.endswith("\n"):
                 session.stopped = f"line {lineno}: cut short (no end of line)"
+                session.cut_short = True
                 break
             try:
                 rec = _record(line)
@@ -238,6 +243,7 @@ def read_session(path: str | Path) -> Session:
             except (ValueError, KeyError, TypeError) as e:
                 session.stopped = f"line {lineno}: {e.__class__.__name__}: {e}"
                 break
+            session.good_bytes += len(line.encode())
     return session
 
 
@@ -476,9 +482,13 @@ class SessionRecorder:
                 if getattr(old.header, name) != getattr(header, name):
                     raise SessionError(f"the session has {getattr(old.header, name)}, this run "
                                        f"{getattr(header, name)}", name)
-            if old.stopped:
+            if old.stopped and not old.cut_short:
                 raise SessionError(f"{self.path} is damaged ({old.stopped}); render it, or start a new session",
                                    "session")
+            if old.cut_short:  # a crash mid-line: the partial record goes, everything before stays
+                log.warning("session %s: dropping the partial record at %s", self.path, old.stopped)
+                with self.path.open("r+b") as f:
+                    f.truncate(old.good_bytes)
             replay_scene(old, backend.scene)
             self._frame = len(old.frames)
             segment = len(old.segments)
