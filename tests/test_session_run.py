@@ -3,6 +3,7 @@ the offline frames are the live ones, and a resumed run continues where the last
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,12 +11,16 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
+import soundfile
 
 from synesthesia.world.render import render_session
 from synesthesia.world.session import read_session, samples
 
 # A small world keeps the run cheap on a shared machine; the path through the stages is the same.
-ENV = {"SYNESTHESIA_WORLD__WIDTH": "320", "SYNESTHESIA_WORLD__HEIGHT": "176"}
+DEMO = Path(__file__).resolve().parent.parent / "python" / "synesthesia" / "data" / "demo.flac"
+# The demo plays at once rather than waiting for the recognizer, so the run has audio to keep.
+ENV = {"SYNESTHESIA_WORLD__WIDTH": "320", "SYNESTHESIA_WORLD__HEIGHT": "176", "SYNESTHESIA_CAPTURE__WAIT_S": "0"}
 
 
 def run(tmp_path: Path, *args: str, say: str | None = None, heard: Path | None = None) -> str:
@@ -46,12 +51,23 @@ def test_live_session_renders_the_live_frames_and_resumes(tmp_path: Path) -> Non
     assert any({"storm", "night"} <= set(o.keywords) for o in asked), s.ops
     assert len(s.checks) >= 3
 
+    # Every chunk of the captured speech is kept, not only those the world's pulse sampled: the
+    # soundtrack is the demo itself from where the first frame found it (no silence for a gap).
+    mark = next(json.loads(x) for x in path.read_text().splitlines() if '"type":"audio"' in x)
+    kept, _ = soundfile.read(str(s.segments[0].audio), dtype="float32")
+    demo, _ = soundfile.read(str(DEMO), dtype="float32")
+    assert len(kept) > 8000  # half a second at least
+    expected = demo[mark["offset"] : mark["offset"] + len(kept)]
+    assert float(np.abs(kept - expected).max()) < 1e-3
+
     res = render_session(s, tmp_path / "live.mp4")
     assert res.checked == len(s.checks) and res.mismatched == []  # every checkpointed live frame
     with av.open(str(tmp_path / "live.mp4")) as c:
         v, a = c.streams.video[0], c.streams.audio[0]
         assert float(v.duration * v.time_base) == s.duration_s() == res.frames / 25
         assert abs(float(a.duration * a.time_base) - s.duration_s()) < 0.05
+        pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(a)])
+    assert float(np.abs(pcm).max()) > 0.05  # the speech is in the soundtrack
 
     # An existing session is not overwritten; --resume continues it.
     r = subprocess.run([sys.executable, "-m", "synesthesia", "run", "--headless", "--session", str(path)],

@@ -124,7 +124,7 @@ def main(ctx: StageContext) -> None:
     if cfg.session:  # log what steers the picture; an existing session is resumed and appended
         from synesthesia.world.session import open_recorder
 
-        backend = open_recorder(backend, cfg)
+        backend = open_recorder(backend, cfg, ctx.rings.get("audio"))
     backend.start(cfg.world.prompt)
     ring = shm.FrameRing.attach(ctx.rings["frames"])
     sink = RingSink(ring, ctx)

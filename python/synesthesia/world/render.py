@@ -103,16 +103,20 @@ def soundtrack(session: Session, start_s: float, end_s: float) -> tuple[npt.NDAr
         if rate != AUDIO_RATE:
             notes.append(f"audio {seg.audio.name} is {rate} Hz, not {AUDIO_RATE}: that stretch is silent")
             continue
-        # The segment's first frame sits at its tick; its audio began audio_start_ns after it.
-        seg_start = ticks[seg.first_frame] / session.header.fps + seg.audio_start_ns / 1e9
-        next_first = [s.first_frame for s in session.segments if s.index == seg.index + 1]
-        seg_end = (ticks[next_first[0]] / session.header.fps if next_first and next_first[0] < len(ticks)
-                   else ticks[-1] / session.header.fps + 1 / session.header.fps)
-        audio = audio[: max(0, int((seg_end - seg_start) * AUDIO_RATE))]
-        at = int(round((seg_start - start_s) * AUDIO_RATE))
-        lo, hi = max(0, at), min(length, at + len(audio))
-        if hi > lo:
-            out[lo:hi] = audio[lo - at : hi - at]
+        # The segment's first frame sits at its tick; each mark places the samples after it.
+        base = ticks[seg.first_frame] / session.header.fps
+        nxt = seg.index + 1
+        seg_end = (ticks[session.segments[nxt].first_frame] / session.header.fps
+                   if nxt < len(session.segments) and session.segments[nxt].first_frame < len(ticks)
+                   else (ticks[-1] + 1) / session.header.fps)
+        marks = seg.audio_marks + [(0, len(audio))]
+        for (ns, n), (_, n_next) in zip(marks, marks[1:]):
+            t = base + ns / 1e9
+            piece = audio[n : max(n, min(n_next, n + int((seg_end - t) * AUDIO_RATE)))]
+            at = int(round((t - start_s) * AUDIO_RATE))
+            lo, hi = max(0, at), min(length, at + len(piece))
+            if hi > lo:
+                out[lo:hi] = piece[lo - at : hi - at]
     return out, notes
 
 

@@ -14,7 +14,11 @@ version. Then, in the order they happened:
 - ``frame``: one poll of the world: ``ns`` the tick it was made for (from the segment's first
   frame) and ``p`` the spectral pulse it was drawn with (null: no audio yet);
 - ``check``: the CRC-32 of a frame's rendered pixels, every ``check_every`` frames;
-- ``audio``: when the segment's captured audio starts (the samples are beside the log, FLAC).
+- ``audio``: where the segment's captured audio (beside the log, FLAC) sits on its timeline:
+  sample ``n`` of the file (``offset`` in the captured stream) was captured ``ns`` after the
+  first frame. One mark where the audio
+  starts, another wherever its stream restarts (a looping source); a gap of missed chunks is
+  stored as silence.
 
 The procedural world is a pure function of these, so a replay that feeds the scene the same
 intents at the same frames and the same tick times draws the same pixels. Lines are written
@@ -149,7 +153,12 @@ class Segment:
     index: int
     first_frame: int
     audio: Path
-    audio_start_ns: int | None = None  # from the segment's first frame
+    #: (ns from the segment's first frame, sample index in its audio file) where audio resumes
+    audio_marks: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def audio_start_ns(self) -> int | None:
+        return self.audio_marks[0][0] if self.audio_marks else None
 
 
 @dataclass
@@ -276,7 +285,7 @@ def _take(s: Session, rec: dict[str, Any], seg: Segment | None, path: Path) -> S
     elif kind == "check":
         s.checks[int(rec["f"])] = int(rec["crc32"])
     elif kind == "audio":
-        seg.audio_start_ns = int(rec["ns"])
+        seg.audio_marks.append((int(rec["ns"]), int(rec.get("n", 0))))
     else:
         raise ValueError(f"unknown record type {kind!r}")
     return seg
@@ -504,7 +513,10 @@ class SessionRecorder:
                            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         self._lock = threading.Lock()  # keeps each op's frame number true against the poller
         self._t0: int | None = None
-        self._audio_started = False
+        self._written = 0  # audio samples in this segment's file
+        self._next_offset: int | None = None  # the audio stream offset that would continue it
+        self._ring_reader: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # --- the backend interface ---------------------------------------------------------------
     def start(self, prompt: str = "") -> None:
@@ -530,12 +542,64 @@ class SessionRecorder:
 
     def feed_audio(self, samples: npt.NDArray[np.float32]) -> None:
         self.inner.feed_audio(samples)
-        if self._t0 is None:
+        if self._ring_reader is None:  # no ring of its own to read: keep what drives the pulse
+            x = np.asarray(samples, dtype=np.float32).reshape(-1).copy()
+            offset = self._next_offset or 0
+            self._audio(x, offset, time.monotonic_ns())
+
+    def record_audio_ring(self, name: str) -> None:
+        """Keep every chunk of the audio ring ``name`` (oldest first, placed by its stream offset)
+        as the soundtrack: the world's own audio feed skips to the newest chunk, so it cannot."""
+        self._ring_reader = threading.Thread(target=self._read_ring, args=(name,), name="session-audio", daemon=True)
+        self._ring_reader.start()
+
+    def _read_ring(self, name: str) -> None:
+        try:
+            self._read_ring_chunks(name)
+        except Exception:  # the soundtrack is lost from here on; the picture and its log go on
+            log.exception("session %s: reading the audio ring failed", self.path)
+
+    def _read_ring_chunks(self, name: str) -> None:
+        from synesthesia import shm
+
+        ring = shm.FrameRing.attach(name)
+        held: tuple[int, int, npt.NDArray[np.float32]] | None = None
+        try:
+            while not self._stopping.is_set():
+                rec = ring.read(timeout=0.2)
+                if rec is None:
+                    continue
+                x = np.array(rec.array, dtype=np.float32).reshape(-1)
+                meta = rec.meta
+                offset, t_ns = int(meta.frame), int(meta.t_source_ns)
+                if not rec.valid():
+                    continue  # overwritten while copied: as if missed
+                if held is not None:
+                    # a chunk's length is where the next begins (a short last chunk is zero-padded)
+                    step = offset - held[0]
+                    self._audio(held[2][: step if 0 < step < len(held[2]) else len(held[2])], held[0], held[1])
+                held = (offset, t_ns, x)
+            if held is not None:
+                self._audio(held[2], held[0], held[1])
+        finally:
+            ring.close()
+
+    def _audio(self, x: npt.NDArray[np.float32], offset: int, t_end_ns: int) -> None:
+        """Append one chunk (its first sample at stream ``offset``, its last captured at
+        ``t_end_ns``) to the soundtrack; from one thread only."""
+        t0 = self._t0
+        if t0 is None or t_end_ns < t0 or not len(x):
             return  # audio before the first frame has no place on the timeline
-        if not self._audio_started:
-            self._audio_started = True
-            self._writer.line({"type": "audio", "ns": time.monotonic_ns() - self._t0})
-        self._writer.audio(np.asarray(samples, dtype=np.float32).reshape(-1).copy())
+        gap = None if self._next_offset is None else offset - self._next_offset
+        if gap is not None and 0 < gap <= 5 * AUDIO_RATE:
+            self._writer.audio(np.zeros(gap, dtype=np.float32))  # chunks missed: silence keeps the timing
+            self._written += gap
+        elif gap != 0:  # the first chunk, or the stream restarted: mark where this sample sits
+            start_ns = t_end_ns - t0 - int(len(x) * 1e9 / AUDIO_RATE)
+            self._writer.line({"type": "audio", "ns": start_ns, "n": self._written, "offset": offset})
+        self._writer.audio(x)
+        self._written += len(x)
+        self._next_offset = offset + len(x)
 
     def poll(self, now_ns: int) -> WorldFrame:
         with self._lock:
@@ -551,6 +615,9 @@ class SessionRecorder:
         return frame
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._ring_reader is not None:
+            self._ring_reader.join(2.0)
         self.inner.stop()
         self._writer.close()
 
@@ -564,9 +631,12 @@ def check_frames(session: Session, rendered: Sequence[tuple[int, npt.NDArray[np.
     return [f for f, px in rendered if f in session.checks and frame_checksum(px) != session.checks[f]]
 
 
-def open_recorder(backend: Any, settings: Any) -> SessionRecorder:
-    """The world stage's session hook: wrap ``backend`` per ``settings.session`` (a path)."""
+def open_recorder(backend: Any, settings: Any, audio_ring: str | None = None) -> SessionRecorder:
+    """The world stage's session hook: wrap ``backend`` per ``settings.session`` (a path) and
+    keep the audio ring's chunks as the soundtrack."""
     w = settings.world
     rec = SessionRecorder(backend, settings.session, fps=w.fps, tau=w.time_constant_s)
+    if audio_ring:
+        rec.record_audio_ring(audio_ring)
     log.info("session %s: %s at frame %d", rec.path, "resumed" if rec.resumed else "recording", rec.frames)
     return rec
