@@ -11,8 +11,8 @@
    at 1920x1056 on two cores.
 3. Live overhead: the pacer drives the procedural world at 1280x704, 25 fps, with and without
    the session recorder (alternating runs), reporting tick jitter p99 and the process's CPU; the
-   recorder's own cost is measured directly too (its writer thread's CPU from /proc, and the work
-   it adds to each tick).
+   recorder's own cost is measured directly too (its writer and audio-ring threads' CPU from
+   /proc, and the work it adds to each tick).
 
 The machine may be shared: the load average before and after is in the provenance, and CPU
 time per frame is the figure that depends least on it.
@@ -45,7 +45,7 @@ STEERING = [{"storm": 1.0}, {"night": 0.8}, {"ocean": 1.0}, {"snow": 0.7, "fores
 def record(path: Path, seconds: float) -> None:
     audio, rate = soundfile.read(str(DEMO), dtype="float32")
     assert rate == 16000
-    rec = SessionRecorder(ProceduralBackend(1280, 704, seed=1, tau=1.5), path, fps=25, tau=1.5)
+    rec = SessionRecorder(ProceduralBackend(1280, 704, seed=1, tau=1.5), path, fps=25)
     rec.start("mountains at sunset")
     t0 = time.monotonic_ns()
     frames = int(seconds * 25)
@@ -114,32 +114,47 @@ def _thread_cpu_s(native_id: int) -> float:
 
 
 def live_run(seconds: float, session: Path | None) -> dict[str, float]:
+    """The world stage's work without its process shell: the pacer at 25 fps, 512-sample audio
+    chunks into a real shared-memory audio ring every 32 ms (the recorder keeps them from there,
+    as in the stage) and into the world's pulse, an intent a second."""
+    from synesthesia import shm
+
     backend = ProceduralBackend(1280, 704, seed=1, tau=1.5)
-    world = SessionRecorder(backend, session, fps=25, tau=1.5) if session else backend
+    ring = shm.FrameRing.create(f"syn-benchrender-{os.getpid()}-audio", shape=(512,), dtype=np.float32, slots=64)
+    world = SessionRecorder(backend, session, fps=25) if session else backend
+    if isinstance(world, SessionRecorder):
+        world.record_audio_ring(ring.name)
     world.start("mountains at sunset")
     pacer = Pacer(world, _Sink(), fps=25)
     audio, _ = soundfile.read(str(DEMO), dtype="float32")
     c0, t0 = time.process_time(), time.monotonic()
     pacer.start()
     k = 0
-    while time.monotonic() - t0 < seconds:  # audio every 20 ms and an intent a second, as live
-        at = (k * 320) % (len(audio) - 320)
-        world.feed_audio(audio[at : at + 320])
-        if k % 50 == 25:
-            words = STEERING[(k // 50) % len(STEERING)]
+    while time.monotonic() - t0 < seconds:
+        at = (k * 512) % (len(audio) - 512)
+        with ring.write() as slot:
+            slot.array[:] = audio[at : at + 512]
+            slot.meta.frame = k * 512
+            slot.meta.t_source_ns = time.monotonic_ns()
+        world.feed_audio(audio[at : at + 512])
+        if k % 31 == 15:
+            words = STEERING[(k // 31) % len(STEERING)]
             world.apply(Intent(words, " ".join(words), str(k)))
         k += 1
-        time.sleep(0.02)
+        time.sleep(0.032)
     pacer.stop()
     cpu, wall = time.process_time() - c0, time.monotonic() - t0
-    writer_cpu = float("nan")
+    threads_cpu = float("nan")
     if isinstance(world, SessionRecorder):
-        writer_cpu = _thread_cpu_s(world._writer._thread.native_id or 0)
+        ids = [t.native_id or 0 for t in (world._writer._thread, world._ring_reader) if t is not None]
+        threads_cpu = sum(_thread_cpu_s(i) for i in ids)
     world.stop()
+    ring.close()
+    ring.unlink()
     st = pacer.stats()
     return {"frames": st.frames, "late_ticks": st.late_ticks, "jitter_p50_ms": st.jitter_ms_p50,
             "jitter_p99_ms": st.jitter_ms_p99, "cpu_pct": 100 * cpu / wall,
-            "writer_cpu_pct": 100 * writer_cpu / wall if session else 0.0}
+            "recorder_threads_cpu_pct": 100 * threads_cpu / wall if session else 0.0}
 
 
 def tick_cost(frames: int) -> dict[str, float]:
@@ -150,7 +165,7 @@ def tick_cost(frames: int) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as d:
         plain = ProceduralBackend(32, 32, seed=1, tau=1.5)
-        rec = SessionRecorder(ProceduralBackend(32, 32, seed=1, tau=1.5), Path(d) / "s.jsonl", fps=25, tau=1.5,
+        rec = SessionRecorder(ProceduralBackend(32, 32, seed=1, tau=1.5), Path(d) / "s.jsonl", fps=25,
                               check_every=frames + 1)
         audio = np.zeros(640, np.float32)
         a, b = [], []

@@ -26,7 +26,7 @@ SIZE = (96, 64)
 def record(path: Path, frames: int = 60, audio: bool = True) -> tuple[SessionRecorder, list[int]]:
     """Drive a recorder tick by tick (one tick skipped at frame 31, as a late live tick is);
     returns it and the pixel checksum of every frame it made."""
-    rec = SessionRecorder(ProceduralBackend(*SIZE, seed=5, tau=0.5), path, fps=25, tau=0.5, check_every=10)
+    rec = SessionRecorder(ProceduralBackend(*SIZE, seed=5, tau=0.5), path, fps=25, check_every=10)
     rec.start("mountains at sunset")
     t0 = time.monotonic_ns()
     crcs = []
@@ -196,7 +196,7 @@ def test_snapshot_at_a_moment(tmp_path: Path) -> None:
 
 
 def test_log_is_flushed_while_the_run_goes_on(tmp_path: Path) -> None:
-    rec = SessionRecorder(ProceduralBackend(*SIZE, seed=5), tmp_path / "s.jsonl", fps=25, tau=0.5)
+    rec = SessionRecorder(ProceduralBackend(*SIZE, seed=5), tmp_path / "s.jsonl", fps=25)
     rec.start("")
     t0 = time.monotonic_ns()
     for k in range(10):
@@ -212,7 +212,7 @@ def test_only_the_procedural_world_records(tmp_path: Path) -> None:
     from synesthesia.world.emulate import EmulatedBackend
 
     with pytest.raises(SessionError, match="^world.backend: 'emulate' is not deterministic"):
-        SessionRecorder(EmulatedBackend(*SIZE), tmp_path / "s.jsonl", fps=25, tau=0.5)  # type: ignore[arg-type]
+        SessionRecorder(EmulatedBackend(*SIZE), tmp_path / "s.jsonl", fps=25)  # type: ignore[arg-type]
     with pytest.raises(SettingsError, match="world.backend"):
         load_settings(overrides={"session": str(tmp_path / "s.jsonl"), "world": {"backend": "odyssey"}})
 
@@ -222,13 +222,13 @@ def test_reopening_resumes_from_the_last_state(tmp_path: Path) -> None:
     first, _ = record(path, frames=40)
     before = read_session(path)
     last = list(samples(before))[-1]
-    rec = SessionRecorder(ProceduralBackend(*SIZE, seed=5, tau=0.5), path, fps=25, tau=0.5, check_every=10)
+    rec = SessionRecorder(ProceduralBackend(*SIZE, seed=5, tau=0.5), path, fps=25, check_every=10)
     assert rec.resumed and rec.frames == 40
     rec.start("a prompt the resumed run ignores")
     state, t, _, _ = rec.inner.scene.advance(time.monotonic_ns())
     assert state == last.state and t == last.t  # first resumed frame: exactly where the run left off
     with pytest.raises(SessionError, match="^seed: "):
-        SessionRecorder(ProceduralBackend(*SIZE, seed=6, tau=0.5), path, fps=25, tau=0.5)
+        SessionRecorder(ProceduralBackend(*SIZE, seed=6, tau=0.5), path, fps=25)
 
 
 def test_a_crash_mid_line_is_cut_off_on_resume_and_the_log_goes_on(tmp_path: Path) -> None:
@@ -236,7 +236,7 @@ def test_a_crash_mid_line_is_cut_off_on_resume_and_the_log_goes_on(tmp_path: Pat
     record(path, frames=30)
     text = path.read_text()
     path.write_text(text[: text.index('{"type":"frame","f":25,') + 12])  # killed mid-write
-    rec = SessionRecorder(ProceduralBackend(*SIZE, seed=5, tau=0.5), path, fps=25, tau=0.5, check_every=10)
+    rec = SessionRecorder(ProceduralBackend(*SIZE, seed=5, tau=0.5), path, fps=25, check_every=10)
     assert rec.resumed and rec.frames == 25
     t0 = time.monotonic_ns()
     crcs = [frame_checksum(rec.poll(t0 + k * PERIOD).pixels) for k in range(12)]
@@ -251,7 +251,7 @@ def test_a_crash_mid_line_is_cut_off_on_resume_and_the_log_goes_on(tmp_path: Pat
     lines[5] = "garbage\n"
     path.write_text("".join(lines))
     with pytest.raises(SessionError, match="^session: .* is damaged"):
-        SessionRecorder(ProceduralBackend(*SIZE, seed=5, tau=0.5), path, fps=25, tau=0.5)
+        SessionRecorder(ProceduralBackend(*SIZE, seed=5, tau=0.5), path, fps=25)
 
 
 def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise() -> None:
@@ -271,3 +271,29 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise() -> None:
     assert "\r" in term.getvalue() and "[" + "#" * 30 + "] 100.0% 50/50" in term.getvalue() and "ETA" in term.getvalue()
     lines = pipe.getvalue().splitlines()
     assert "\r" not in pipe.getvalue() and 5 <= len(lines) <= 11 and lines[-1].startswith("render: 100% (50/50 frames")
+
+
+def test_intents_racing_the_pacer_thread_keep_the_log_in_order(tmp_path: Path) -> None:
+    from synesthesia.world import Pacer
+
+    class Sink:
+        def put(self, frame: object, meta: object) -> None:
+            pass
+
+    rec = SessionRecorder(ProceduralBackend(*SIZE, seed=5), tmp_path / "s.jsonl", fps=200, check_every=7)
+    rec.start("")
+    pacer = Pacer(rec, Sink(), fps=200)
+    pacer.start()
+    words = ["storm", "night", "ocean", "snow", "desert", "fog"]
+    end = time.monotonic() + 1.0
+    k = 0
+    while time.monotonic() < end:  # intents as fast as they come, from another thread
+        rec.apply(Intent({words[k % len(words)]: 1.0}, "", str(k)))
+        k += 1
+        time.sleep(0.001)
+    pacer.stop()
+    rec.stop()
+    s = read_session(tmp_path / "s.jsonl")
+    assert s.stopped is None and len(s.frames) > 50 and len(s.ops) == k + 1
+    res = render_session(s, tmp_path / "o.mp4", size=None)
+    assert res.checked == len(s.checks) and res.mismatched == []

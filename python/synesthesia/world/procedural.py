@@ -140,6 +140,7 @@ class ProceduralBackend:
         if width < 32 or height < 32:
             raise KernelArgumentError(f"size: must be at least 32x32, got {width}x{height}", "size")
         self.width, self.height, self.seed = width, height, seed
+        self.tau, self.jump = tau, jump
         self._steer = SteeredScene(tau, jump, initial)
         self._renderer = _native.WorldRenderer(seed)
         self._lock = threading.Lock()  # the audio window

@@ -412,13 +412,17 @@ def samples(session: Session, fps: float | None = None, start_s: float = 0.0,
 
 # --- recording ----------------------------------------------------------------------------------
 class _Writer:
-    """Appends lines (and audio) from a background thread, flushing at least every _FLUSH_S."""
+    """Appends lines (and audio) from a background thread, flushed every _FLUSH_S."""
 
     def __init__(self, path: Path, audio: Path) -> None:
+        import soundfile  # type: ignore[import-untyped]  # here, not in the writer's first batch
+
+        self._soundfile = soundfile
         self._f = path.open("a", encoding="utf-8")
         self._audio_path = audio
         self._audio: Any = None
         self._q: queue.SimpleQueue[str | npt.NDArray[np.float32] | None] = queue.SimpleQueue()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="session-writer", daemon=True)
         self._thread.start()
 
@@ -429,39 +433,40 @@ class _Writer:
         self._q.put(samples)
 
     def _run(self) -> None:
-        last = time.monotonic()
+        # Wake twice a second and write what came as one batch: a wake-up per record would cost
+        # more than the records.
         done = False
         while not done:
-            try:
-                item = self._q.get(timeout=_FLUSH_S)
-            except queue.Empty:
-                item = ""
-            if item is None:
-                done = True
-            elif isinstance(item, str):
-                self._f.write(item)
-            else:
-                self._write_audio(item)
-            now = time.monotonic()
-            if done or now - last >= _FLUSH_S:
+            done = self._closing.wait(_FLUSH_S)
+            lines: list[str] = []
+            audio: list[npt.NDArray[np.float32]] = []
+            while True:
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, str):
+                    lines.append(item)
+                elif item is not None:
+                    audio.append(item)
+            if lines:
+                self._f.write("".join(lines))
                 self._f.flush()
-                if self._audio is not None:
-                    self._audio.flush()
-                last = now
+            if audio:
+                self._write_audio(np.concatenate(audio))
+                self._audio.flush()
         self._f.close()
         if self._audio is not None:
             self._audio.close()
 
     def _write_audio(self, x: npt.NDArray[np.float32]) -> None:
         if self._audio is None:
-            import soundfile  # type: ignore[import-untyped]
-
-            self._audio = soundfile.SoundFile(str(self._audio_path), "w", samplerate=AUDIO_RATE, channels=1,
+            self._audio = self._soundfile.SoundFile(str(self._audio_path), "w", samplerate=AUDIO_RATE, channels=1,
                                               format="FLAC", subtype="PCM_16")
         self._audio.write(np.clip(x, -1.0, 1.0))
 
     def close(self) -> None:
-        self._q.put(None)
+        self._closing.set()
         self._thread.join(5.0)
 
 
@@ -472,7 +477,7 @@ class SessionRecorder:
     has records resumes it: the scene is replayed to its last state and a new segment appended.
     """
 
-    def __init__(self, backend: ProceduralBackend, path: str | Path, fps: float, tau: float, jump: float = 0.35,
+    def __init__(self, backend: ProceduralBackend, path: str | Path, fps: float,
                  check_every: int = CHECK_EVERY) -> None:
         if not isinstance(backend, ProceduralBackend):
             raise SessionError(f"{backend.name!r} is not deterministic; sessions record the procedural world",
@@ -480,8 +485,8 @@ class SessionRecorder:
         self.inner = backend
         self.name, self.width, self.height = backend.name, backend.width, backend.height
         self.path = Path(path)
-        header = Header(backend.name, backend.seed, backend.width, backend.height, float(fps), float(tau),
-                        float(jump), vocabulary_hash(), check_every=check_every)
+        header = Header(backend.name, backend.seed, backend.width, backend.height, float(fps), float(backend.tau),
+                        float(backend.jump), vocabulary_hash(), check_every=check_every)
         self.header = header
         self.resumed = self.path.exists() and self.path.stat().st_size > 0
         if self.resumed:
@@ -572,7 +577,9 @@ class SessionRecorder:
                 x = np.array(rec.array, dtype=np.float32).reshape(-1)
                 meta = rec.meta
                 offset, t_ns = int(meta.frame), int(meta.t_source_ns)
-                if not rec.valid():
+                valid = rec.valid()
+                del rec  # the ring closes only when no record of it is held
+                if not valid:
                     continue  # overwritten while copied: as if missed
                 if held is not None:
                     # a chunk's length is where the next begins (a short last chunk is zero-padded)
@@ -602,14 +609,13 @@ class SessionRecorder:
         self._next_offset = offset + len(x)
 
     def poll(self, now_ns: int) -> WorldFrame:
-        with self._lock:
+        with self._lock:  # the frame's line goes before any op that a later frame shows first
             if self._t0 is None:
                 self._t0 = now_ns
             frame = self.inner.poll(now_ns)
             f = self._frame
             self._frame += 1
-        pulse = frame.extra.get("pulse")
-        self._writer.line({"type": "frame", "f": f, "ns": now_ns - self._t0, "p": pulse})
+            self._writer.line({"type": "frame", "f": f, "ns": now_ns - self._t0, "p": frame.extra.get("pulse")})
         if f % self.header.check_every == 0:
             self._writer.line({"type": "check", "f": f, "crc32": frame_checksum(frame.pixels)})
         return frame
@@ -635,7 +641,7 @@ def open_recorder(backend: Any, settings: Any, audio_ring: str | None = None) ->
     """The world stage's session hook: wrap ``backend`` per ``settings.session`` (a path) and
     keep the audio ring's chunks as the soundtrack."""
     w = settings.world
-    rec = SessionRecorder(backend, settings.session, fps=w.fps, tau=w.time_constant_s)
+    rec = SessionRecorder(backend, settings.session, fps=w.fps)
     if audio_ring:
         rec.record_audio_ring(audio_ring)
     log.info("session %s: %s at frame %d", rec.path, "resumed" if rec.resumed else "recording", rec.frames)
