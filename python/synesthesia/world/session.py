@@ -570,9 +570,14 @@ class SessionRecorder:
         ring = shm.FrameRing.attach(name)
         held: tuple[int, int, npt.NDArray[np.float32]] | None = None
         try:
-            while not self._stopping.is_set():
-                rec = ring.read(timeout=0.2)
+            # Collect what came four times a second without waiting on the ring: a blocking read
+            # spins before it sleeps (~0.3 ms of CPU a chunk), and the ring holds seconds of audio.
+            while True:
+                rec = ring.read(timeout=0)
                 if rec is None:
+                    if self._stopping.is_set():
+                        break  # drained after the stop
+                    self._stopping.wait(0.25)
                     continue
                 x = np.array(rec.array, dtype=np.float32).reshape(-1)
                 meta = rec.meta
