@@ -315,22 +315,44 @@ def _apply(scene: SteeredScene, op: Op) -> None:
         scene.settle()
 
 
+class _Walk:
+    """Feeds a scene the session's ops and frame ticks in their live order."""
+
+    def __init__(self, session: Session, scene: SteeredScene) -> None:
+        self.session, self.scene = session, scene
+        self.op = 0  # next op to apply
+        self.seg = -1
+        self.next = 0  # next session frame
+        self.current: tuple[list[float], float] = ([], 0.0)
+
+    def apply_ops(self, upto: int) -> None:
+        ops = self.session.ops
+        while self.op < len(ops) and ops[self.op].frame <= upto:
+            _apply(self.scene, ops[self.op])
+            self.op += 1
+
+    def frame(self, f: int, at_ns: int | None = None) -> tuple[list[float], float]:
+        """Frame ``f`` as live (or eased on to ``at_ns``, at or after its tick)."""
+        self.apply_ops(f)
+        s, ns, _ = self.session.frames[f]
+        if s != self.seg:  # a resumed run: its clock starts afresh
+            self.scene.rebase()
+            self.seg = s
+        state, t, _, _ = self.scene.advance(ns if at_ns is None else at_ns)
+        self.current = (state, t)
+        self.next = f + 1
+        return self.current
+
+    def through(self, f: int) -> None:
+        while self.next <= f:
+            self.frame(self.next)
+
+
 def replay_scene(session: Session, scene: SteeredScene) -> None:
     """Drive ``scene`` through the whole session (no rendering): a resumed run starts here."""
-    ops = iter(session.ops)
-    op = next(ops, None)
-    seg = -1
-    for f, (s, ns, _) in enumerate(session.frames):
-        while op is not None and op.frame <= f:
-            _apply(scene, op)
-            op = next(ops, None)
-        if s != seg:
-            scene.rebase()
-            seg = s
-        scene.advance(ns)
-    while op is not None:
-        _apply(scene, op)
-        op = next(ops, None)
+    walk = _Walk(session, scene)
+    walk.through(len(session.frames) - 1)
+    walk.apply_ops(len(session.frames))
     scene.rebase()
 
 
@@ -343,7 +365,7 @@ def samples(session: Session, fps: float | None = None, start_s: float = 0.0,
     had. At another fps the scene is eased to each output time instead: world time is
     interpolated, not frames; the pulse is the live one of the last frame at or before it."""
     h = session.header
-    scene = SteeredScene(h.tau, h.jump)
+    walk = _Walk(session, SteeredScene(h.tau, h.jump))
     native = fps is None or abs(fps - h.fps) < 1e-9
     out_fps = h.fps if fps is None else fps
     ticks = session.ticks()
@@ -353,61 +375,21 @@ def samples(session: Session, fps: float | None = None, start_s: float = 0.0,
     end = total if end_s is None else min(end_s, total)
     first = int(math.ceil(start_s * out_fps - 1e-9))
     last = int(math.ceil(end * out_fps - 1e-9))  # exclusive
-    ops = session.ops
-    period = session.period_ns
-    oi = 0
-    seg = -1
-    current: tuple[list[float], float] | None = None
-    fi = 0  # next session frame to advance through
-
-    def step_to(f: int) -> None:
-        nonlocal oi, seg, current, fi
-        while fi <= f:
-            while oi < len(ops) and ops[oi].frame <= fi:
-                _apply(scene, ops[oi])
-                oi += 1
-            s, ns, _ = session.frames[fi]
-            if s != seg:
-                scene.rebase()
-                seg = s
-            state, t, _, _ = scene.advance(ns)
-            current = (state, t)
-            fi += 1
-
-    if native:
-        f = -1
-        for i in range(first, last):
-            while f + 1 < len(ticks) and ticks[f + 1] <= i:
-                f += 1
-            if f < 0:
-                continue
-            step_to(f)
-            assert current is not None
-            yield Sample(i, current[0], current[1], session.frames[f][2], f)
-        return
-    # Other rates: ease the scene to each output time. Output time maps onto the session's
-    # tick timeline; the segment boundaries are where the ticks jump.
     f = -1
     for i in range(first, last):
-        tick_pos = i * h.fps / out_fps  # position in session ticks
+        # where output frame i falls on the session's tick timeline (segments follow each other)
+        tick_pos = i * h.fps / out_fps
         while f + 1 < len(ticks) and ticks[f + 1] <= tick_pos + 1e-9:
             f += 1
         if f < 0:
             continue
-        # advance through the live frames up to f, but ease the last stretch to the exact time
-        if fi <= f - 1:
-            step_to(f - 1)
-        while oi < len(ops) and ops[oi].frame <= f:
-            _apply(scene, ops[oi])
-            oi += 1
-        s, ns, pulse = session.frames[f]
-        if s != seg:
-            scene.rebase()
-            seg = s
-        at_ns = ns + int(round((tick_pos - ticks[f]) * period))
-        state, t, _, _ = scene.advance(at_ns)
-        fi = f + 1  # frame f is passed (at_ns is at or after its tick): go on from at_ns
-        yield Sample(i, state, t, pulse, f)
+        if native:
+            walk.through(f)
+            state, t = walk.current
+        else:  # the live frames up to f, then ease on to the exact moment
+            walk.through(f - 1)
+            state, t = walk.frame(f, session.frames[f][1] + int(round((tick_pos - ticks[f]) * session.period_ns)))
+        yield Sample(i, state, t, session.frames[f][2], f)
 
 
 # --- recording ----------------------------------------------------------------------------------
