@@ -6,6 +6,7 @@ Settings come from defaults < `--config FILE` < `SYNESTHESIA_*` environment < th
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -70,9 +71,11 @@ def main(args: argparse.Namespace) -> int:
         if args.resume:
             flags = _resume(args, flags)
         settings = load_settings(args.config, overrides=flags)
-        if settings.session and not args.resume and _has_records(settings.session):
-            raise SettingsError("session", f"{settings.session} already holds a session: continue it with "
-                                "--resume, or choose another file")
+        if settings.session:
+            settings.session = os.path.abspath(settings.session)  # the world stage may run elsewhere
+            if not args.resume and _has_records(settings.session):
+                raise SettingsError("session", f"{settings.session} already holds a session: continue it with "
+                                    "--resume, or choose another file")
     except SettingsError as exc:
         print(f"synesthesia run: {exc}", file=sys.stderr)
         return 2
