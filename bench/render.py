@@ -7,8 +7,9 @@
    recorder tick by tick: intents every few seconds, the bundled demo speech as captured audio.
 2. It is rendered to MP4 (H.264 superfast crf 20 + AAC) at 1280x704 and 1920x1056 with one
    worker on one core, and two workers on two cores (CPU affinity pins each run), reporting
-   frames per second, x real time and CPU time per frame. The 60 s target is the full session
-   at 1920x1056 on two cores.
+   frames per second, x real time and CPU time per frame; beside them x264's ultrafast preset,
+   the faster alternative (larger files). The 60 s target is the full session at 1920x1056 on
+   two cores.
 3. Live overhead: the pacer drives the procedural world at 1280x704, 25 fps, with and without
    the session recorder (alternating runs), reporting tick jitter p99 and the process's CPU; the
    recorder's own cost is measured directly too (its writer and audio-ring threads' CPU from
@@ -27,9 +28,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import soundfile
+import soundfile  # type: ignore[import-untyped]
 
 from synesthesia.bench.provenance import for_script
 from synesthesia.world import Intent, Pacer, ProceduralBackend
@@ -64,28 +66,28 @@ def cpu_now() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def bench_render(session_path: Path, sizes: list[tuple[int, int]], cores: list[int], seconds: float,
+def bench_render(session_path: Path, runs: list[tuple[int, int, int, str]], seconds: float,
                  short: float) -> list[dict[str, object]]:
     session = read_session(session_path)
     rows: list[dict[str, object]] = []
     all_cpus = sorted(os.sched_getaffinity(0))
-    for w, h in sizes:
-        for n in cores:
-            if n > len(all_cpus):
-                continue
+    for w, h, n, preset in runs:
+        if n <= len(all_cpus):
             # The 2-core 1920x1056 run is the target: the whole session; the others a stretch.
-            span = seconds if (w, h) == (1920, 1056) and n == 2 else min(short, seconds)
+            target = (w, h, n, preset) == (1920, 1056, 2, "superfast")
+            span = seconds if target else min(short, seconds)
             os.sched_setaffinity(0, all_cpus[:n])
             try:
                 with tempfile.TemporaryDirectory() as d:
                     c0, t0 = cpu_now(), time.monotonic()
                     res = render_session(session, Path(d) / "out.mp4", size=(w, h), start_s=0.0, end_s=span,
-                                         workers=n)
+                                         workers=n, preset=preset)
                     wall, cpu = time.monotonic() - t0, cpu_now() - c0
                     size_mb = (Path(d) / "out.mp4").stat().st_size / 1e6
             finally:
                 os.sched_setaffinity(0, all_cpus)
-            rows.append({"group": "render speed (H.264 superfast crf 20 + AAC)", "size": f"{w}x{h}", "cores": n,
+            rows.append({"group": "render speed (H.264 crf 20 + AAC, 1280x704 session)", "size": f"{w}x{h}",
+                         "cores": n, "x264_preset": preset,
                          "video_s": round(res.seconds, 2), "wall_s": round(wall, 2),
                          "fps": round(res.frames / wall, 1), "x_real_time": round(res.seconds / wall, 2),
                          "cpu_ms_per_frame": round(cpu / res.frames * 1e3, 1),
@@ -101,7 +103,7 @@ class _Sink:
     def __init__(self) -> None:
         self.buf = np.empty((704, 1280, 3), np.uint8)
 
-    def put(self, frame: object, meta: object) -> None:
+    def put(self, frame: Any, meta: Any) -> None:
         self.buf[...] = frame  # as the world stage copies into the frame ring
 
 
@@ -153,7 +155,7 @@ def live_run(seconds: float, session: Path | None) -> dict[str, float]:
     ring.unlink()
     st = pacer.stats()
     return {"frames": st.frames, "late_ticks": st.late_ticks, "jitter_p50_ms": st.jitter_ms_p50,
-            "jitter_p99_ms": st.jitter_ms_p99, "cpu_pct": 100 * cpu / wall,
+            "jitter_p99_ms": st.jitter_ms_p99, "cpu_pct": 100 * cpu / wall, "cpu_ms_per_frame": cpu / st.frames * 1e3,
             "recorder_threads_cpu_pct": 100 * threads_cpu / wall if session else 0.0}
 
 
@@ -168,7 +170,8 @@ def tick_cost(frames: int) -> dict[str, float]:
         rec = SessionRecorder(ProceduralBackend(32, 32, seed=1, tau=1.5), Path(d) / "s.jsonl", fps=25,
                               check_every=frames + 1)
         audio = np.zeros(640, np.float32)
-        a, b = [], []
+        a: list[int] = []
+        b: list[int] = []
         t = time.monotonic_ns()
         for k in range(frames):
             plain.feed_audio(audio)
@@ -188,6 +191,40 @@ def tick_cost(frames: int) -> dict[str, float]:
         crc.append(time.perf_counter_ns() - s)
     return {"added_us_median": (float(np.median(b)) - float(np.median(a))) / 1e3,
             "checksum_us_1280x704": float(np.median(crc)) / 1e3}
+
+
+def targets(rows: list[dict[str, Any]]) -> list[dict[str, object]]:
+    """The issue's targets against what the rows measured."""
+    out: list[dict[str, object]] = []
+    group = "targets"
+    full = [r for r in rows if r.get("size") == "1920x1056" and r.get("cores") == 2
+            and r.get("x264_preset") == "superfast"]
+    if full:
+        r = full[0]
+        frames = float(r["video_s"]) * 25
+        unshared = frames / float(r["fps_if_unshared"])
+        out.append({"group": group, "target": f"{r['video_s']} s session at 1920x1056 renders in <= 60 s on 2 cores",
+                    "measured": f"{r['wall_s']} s wall on the shared machine; {unshared:.1f} s of its CPU time "
+                                "spread over 2 cores", "met": "on CPU time; not on this loaded machine's wall clock"
+                    if float(r["wall_s"]) > 60 >= unshared else ("yes" if float(r["wall_s"]) <= 60 else "no")})
+    live = [r for r in rows if "run" in r]
+    cost = [r for r in rows if "cpu_pct_at_25fps" in r]
+    if live and cost:
+        threads = float(np.mean([float(r["recorder_threads_cpu_pct"]) for r in live if r["run"] == "with session log"]))
+        tick = float(cost[0]["cpu_pct_at_25fps"])
+        total = tick + threads
+        out.append({"group": group, "target": "session log < 1% CPU on a live run",
+                    "measured": f"{total:.2f}% of a core ({tick:.2f}% on the pacer thread + {threads:.2f}% in its "
+                                "writer and audio threads)", "met": "yes" if total < 1 else "no"})
+        p99 = {k: float(np.median([float(r["jitter_p99_ms"]) for r in live if r["run"] == k]))
+               for k in ("without session log", "with session log")}
+        out.append({"group": group, "target": "no change in frame jitter p99",
+                    "measured": f"median p99 {p99['with session log']:.1f} ms with, {p99['without session log']:.1f} ms "
+                                "without (alternating runs; the machine's load sets both)",
+                    "met": f"not measurable here: without the log p99 is already {p99['without session log']:.1f} ms "
+                           "(> the 2 ms budget) from the machine's load" if p99["without session log"] > 2.0
+                           else ("yes" if p99["with session log"] <= p99["without session log"] + 0.5 else "no")})
+    return out
 
 
 def markdown(prov: dict[str, object], rows: list[dict[str, object]]) -> str:
@@ -224,7 +261,9 @@ def main() -> int:
         t0 = time.monotonic()
         record(path, seconds)
         print(f"recorded {seconds:g} s in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
-        rows += bench_render(path, [(1280, 704), (1920, 1056)], [1, 2], seconds, 4.0 if args.quick else 20.0)
+        runs = [(1280, 704, 1, "superfast"), (1280, 704, 2, "superfast"), (1920, 1056, 1, "superfast"),
+                (1920, 1056, 2, "superfast"), (1920, 1056, 2, "ultrafast")]
+        rows += bench_render(path, runs, seconds, 4.0 if args.quick else 20.0)
         live_s = 3.0 if args.quick else 15.0
         for rnd in range(1 if args.quick else 2):
             for label, session in (("without session log", None), ("with session log", Path(d) / f"live{rnd}.jsonl")):
@@ -239,6 +278,7 @@ def main() -> int:
                      # a second at 25 fps: 24 plain ticks and one with a checksum, as % of a core
                      "cpu_pct_at_25fps": round((cost["added_us_median"] * 25 + cost["checksum_us_1280x704"])
                                                / 1e4, 3)})
+    rows += targets(rows)
     prov["load_after"] = [round(x, 2) for x in os.getloadavg()]
     text = markdown(prov, rows)
     print(text)
