@@ -16,13 +16,12 @@ version. Then, in the order they happened:
 - ``check``: the CRC-32 of a frame's rendered pixels, every ``check_every`` frames;
 - ``audio``: where the segment's captured audio (beside the log, FLAC) sits on its timeline:
   sample ``n`` of the file (``offset`` in the captured stream) was captured ``ns`` after the
-  first frame. One mark where the audio
-  starts, another wherever its stream restarts (a looping source); a gap of missed chunks is
-  stored as silence.
+  first frame. One mark where the audio starts, another wherever its stream restarts (a
+  looping source); a gap of missed chunks is stored as silence.
 
 The procedural world is a pure function of these, so a replay that feeds the scene the same
 intents at the same frames and the same tick times draws the same pixels. Lines are written
-by a background thread and flushed at least twice a second: a crash loses under a second.
+by a background thread and flushed twice a second: a crash loses under a second.
 """
 
 from __future__ import annotations
