@@ -16,7 +16,7 @@ import av
 import numpy as np
 import soundfile
 
-from synesthesia.world.render import render_session
+from synesthesia.world.render import render_session, soundtrack
 from synesthesia.world.session import read_session, samples
 
 # A small world keeps the run cheap on a shared machine; the path through the stages is the same.
@@ -96,3 +96,33 @@ def test_live_session_renders_the_live_frames_and_resumes(tmp_path: Path) -> Non
     # The resumed live run drew from that state: its checksums match the replay too.
     res2 = render_session(s2, tmp_path / "both.mp4", start_s=s.duration_s())
     assert res2.checked >= 1 and res2.mismatched == []
+
+
+def test_a_killed_world_stage_continues_its_session(tmp_path: Path) -> None:
+    """The supervisor restarts a killed world stage; the new one resumes the log from its last
+    record (a line cut short by the kill is dropped) and the render still matches every check."""
+    path = tmp_path / "k.jsonl"
+    env = dict(os.environ, SYNESTHESIA_RUNTIME_DIR=str(tmp_path / "rt"), **ENV)
+    killed = []
+
+    def kill_world_once(text: str) -> bool:
+        if not killed and frames(text) >= 60:
+            r = subprocess.run([sys.executable, "-m", "synesthesia", "status", "--json"], capture_output=True,
+                               text=True, env=env, timeout=30)
+            if r.returncode == 0:
+                pid = next(s["pid"] for s in json.loads(r.stdout)["stages"] if s["name"] == "world")
+                killed.append(frames(text))
+                os.kill(pid, signal.SIGKILL)
+            return False
+        return bool(killed) and text.count('"type":"segment"') == 2 and frames(text) >= killed[0] + 60
+
+    out = run(tmp_path, path, "--session", str(path), until=kill_world_once)
+    assert killed and "world: killed by signal 9" in out.replace("exited", "killed") or "signal 9" in out
+    s = read_session(path)
+    assert s.stopped is None and len(s.segments) == 2
+    assert s.segments[1].first_frame >= killed[0]  # what was flushed before the kill is all there
+    res = render_session(s, tmp_path / "k.mp4")
+    assert res.checked == len(s.checks) >= 4 and res.mismatched == [] and res.notes == []
+    # the killed run's FLAC has no final length in its header; its speech is still read
+    pcm, notes = soundtrack(s, 0.0, s.ticks()[s.segments[1].first_frame] / 25)
+    assert notes == [] and float(np.abs(pcm).max()) > 0.05

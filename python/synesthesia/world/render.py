@@ -83,7 +83,7 @@ class Progress:
 def soundtrack(session: Session, start_s: float, end_s: float) -> tuple[npt.NDArray[np.float32], list[str]]:
     """The captured audio laid on the output timeline (16 kHz mono) from ``start_s`` to ``end_s``,
     silence where there is none; plus notes about audio files that are missing or unreadable."""
-    import soundfile  # type: ignore[import-untyped]
+    import av
 
     notes: list[str] = []
     length = max(0, int(round((end_s - start_s) * AUDIO_RATE)))
@@ -96,12 +96,12 @@ def soundtrack(session: Session, start_s: float, end_s: float) -> tuple[npt.NDAr
             notes.append(f"audio {seg.audio.name} is missing: that stretch is silent")
             continue
         try:
-            audio, rate = soundfile.read(str(seg.audio), dtype="float32", always_2d=False)
-        except (soundfile.LibsndfileError, RuntimeError) as e:
+            audio, rate = _read_audio(seg.audio)
+        except (av.error.FFmpegError, IndexError) as e:
             notes.append(f"audio {seg.audio.name} is unreadable ({e}): that stretch is silent")
             continue
         if rate != AUDIO_RATE:
-            notes.append(f"audio {seg.audio.name} is {rate} Hz, not {AUDIO_RATE}: that stretch is silent")
+            notes.append(f"audio {seg.audio.name} is not {AUDIO_RATE} Hz audio (reads as {rate} Hz): that stretch is silent")
             continue
         # The segment's first frame sits at its tick; each mark places the samples after it.
         base = ticks[seg.first_frame] / session.header.fps
@@ -118,6 +118,22 @@ def soundtrack(session: Session, start_s: float, end_s: float) -> tuple[npt.NDAr
             if hi > lo:
                 out[lo:hi] = piece[lo - at : hi - at]
     return out, notes
+
+
+def _read_audio(path: Path) -> tuple[npt.NDArray[np.float32], int]:
+    """Decode a FLAC with FFmpeg's demuxer, which reads to where the data ends: the file of a
+    writer that was killed has no final length in its header, and libsndfile refuses it."""
+    import av
+
+    blocks = []
+    with av.open(str(path)) as c:
+        stream = c.streams.audio[0]
+        rate = int(stream.rate)
+        to_float = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        for frame in c.decode(stream):
+            for out in to_float.resample(frame):
+                blocks.append(out.to_ndarray().reshape(-1))
+    return (np.concatenate(blocks).astype(np.float32) if blocks else np.zeros(0, np.float32)), rate
 
 
 class _Drawer:
