@@ -167,6 +167,12 @@ def test_another_version_vocabulary_or_backend_is_refused_in_one_line(tmp_path: 
     assert not (tmp_path / "o.mp4").exists()
 
 
+def test_unwritable_output_is_one_line(tmp_path: Path) -> None:
+    record(tmp_path / "s.jsonl", frames=5)
+    r = synesthesia("render", str(tmp_path / "s.jsonl"), "--out", str(tmp_path / "no" / "such" / "o.mp4"))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot write" in r.stderr
+
+
 def test_missing_audio_renders_silent_and_says_so(tmp_path: Path) -> None:
     record(tmp_path / "s.jsonl", frames=30)
     (tmp_path / "s.audio.flac").unlink()

@@ -56,6 +56,8 @@ def load(path: Path, command: str):  # type: ignore[no-untyped-def]
 
 
 def main(args: argparse.Namespace) -> int:
+    import av
+
     from synesthesia.errors import SessionError
     from synesthesia.world.render import Progress, render_session
 
@@ -75,6 +77,8 @@ def main(args: argparse.Namespace) -> int:
     except SessionError as e:
         args.out.unlink(missing_ok=True)
         raise SystemExit(f"synesthesia render: {e}") from None
+    except (OSError, av.error.FFmpegError) as e:  # an unwritable --out, a codec this FFmpeg lacks
+        raise SystemExit(f"synesthesia render: cannot write {args.out}: {e}") from None
     for note in result.notes:
         print(f"synesthesia render: {note}", file=sys.stderr)
     w, hh = size or (h.width, h.height)
