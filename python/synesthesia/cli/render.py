@@ -68,6 +68,10 @@ def main(args: argparse.Namespace) -> int:
     size = parse_size(args.size, "render") if args.size else None
     session = load(args.session, "render")
     h = session.header
+    try:  # before minutes of rendering: FFmpeg would only find out when it writes
+        args.out.open("wb").close()
+    except OSError as e:
+        raise SystemExit(f"synesthesia render: cannot write {args.out}: {e.strerror}") from None
     try:
         result = render_session(
             session, args.out, size=size, fps=args.fps, start_s=args.start, end_s=args.end, crf=args.crf,
