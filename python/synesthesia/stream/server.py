@@ -9,12 +9,17 @@ Wire protocol on ``/ws`` (documented for the viewer and for plain clients):
 
 server -> client
   - a text message ``{"type": "frame", "frame": N, "bytes": B, "width", "height", "mode",
-    "quality", "scale", "trace": [...], "t": {hop: monotonic ns}, "served": ns}`` immediately
-    followed by one binary message holding that complete JPEG file (B bytes); trace ids, here
-    and in every event, are decimal strings (64-bit ids do not survive a JavaScript number);
+    "quality", "scale", "trace": [...], "t": {hop: monotonic ns}, "codec", "key", "seq",
+    "served": ns}`` immediately followed by one binary message holding that picture (B bytes):
+    a complete JPEG file when ``codec`` is ``"jpeg"``, one H.264 Annex-B access unit when it is
+    ``"h264"`` (``key``: an IDR with SPS/PPS in front, where a decoder can start). Trace ids,
+    here and in every event, are decimal strings (64-bit ids do not survive a JavaScript number);
   - text events: ``hello`` (once, with the protocol version), ``transcript``, ``intent``, ``hud`` (once a second), ``error``
     and whatever else is posted with :meth:`StreamServer.post_event`.
 client -> server (text JSON, at most 64 KiB)
+  - ``{"type": "hello", "codecs": ["h264", "jpeg"]}`` what the page can decode; without it a
+    client gets JPEG. A client that can decode H.264 gets it whenever the stream carries it;
+  - ``{"type": "resync"}`` the page's decoder lost its place: nothing more until a key frame;
   - ``{"type": "prompt", "text": "..."}`` a typed prompt, handed to the prompt sink;
   - ``{"type": "ack", "frame": N}`` after drawing frame N (display latency is measured from it);
   - ``{"type": "mic", "state": "start", "rate": 16000, "format": "s16le"}`` / ``"stop"``; between
@@ -23,7 +28,9 @@ Anything else is answered with an ``error`` event, counted and logged; the socke
 
 Each client has one pending-frame slot: a newer frame replaces an unsent one (counted as a drop
 for that client), so a stalled client costs one slot and the transport's bounded buffer, and
-never slows the others. Binding beyond loopback requires an access token (``?token=`` on the
+never slows the others. A delta frame cannot replace another (the decoder needs every one since
+the last key frame), so an H.264 client that falls behind, and one that joins, gets nothing
+until the next key frame, which the server asks the encoder for at once (``control``). Binding beyond loopback requires an access token (``?token=`` on the
 page and the socket URL, or ``Authorization: Bearer``).
 """
 
@@ -38,6 +45,7 @@ import json
 import logging
 import secrets
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,7 +57,7 @@ from aiohttp import WSMsgType, web
 
 from synesthesia import tracing
 from synesthesia.errors import StreamConfigError
-from synesthesia.stream.ports import AudioSink, Prompt, PromptSink, RecordSource
+from synesthesia.stream.ports import AudioSink, EncoderControl, Prompt, PromptSink, RecordSource
 from synesthesia.stream.records import JpegRecord
 
 __all__ = ["StreamServer", "is_loopback"]
@@ -60,7 +68,11 @@ MAX_MESSAGE = 1 << 16
 MAX_PROMPT = 500
 PCM_RATE = 16000
 #: Bumped when a message changes shape; sent in the "hello" event.
-PROTOCOL = 2  # 2: trace ids travel as decimal strings
+PROTOCOL = 3  # 2: trace ids travel as decimal strings; 3: codec negotiation, H.264 frames
+#: Codecs a page may name in its hello.
+CLIENT_CODECS = ("h264", "jpeg")
+#: How long the stream counts as carrying video after its last H.264 record.
+VIDEO_LIVE_S = 1.0
 _EVENT_BACKLOG = 64
 _trace_ids = itertools.count(1 << 32)
 
@@ -84,6 +96,9 @@ class _Client:
     events: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=_EVENT_BACKLOG))
     sent_at: collections.OrderedDict[int, int] = field(default_factory=collections.OrderedDict)
     mic: bool = False
+    codecs: frozenset[str] = frozenset({"jpeg"})
+    #: An H.264 client waits for a key frame (just joined, fell behind, or its decoder failed).
+    need_key: bool = True
     frames: int = 0
     bytes: int = 0
     dropped: int = 0
@@ -104,6 +119,8 @@ class StreamServer:
         host: str = "127.0.0.1",
         port: int = 8765,
         token: str | None = None,
+        control: EncoderControl | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise StreamConfigError(f"port: must be 0..65535, got {port}")
@@ -112,6 +129,8 @@ class StreamServer:
         self.records = records
         self.prompts = prompts
         self.audio = audio
+        self.control = control
+        self.ssl_context = ssl_context
         self.host = host
         self.port = port
         # Loopback needs no token unless one was asked for; anything else always has one.
@@ -133,6 +152,9 @@ class StreamServer:
         # trace bookkeeping: hop -> trace ids already stamped; frame -> its trace ids (for acks)
         self._traced: dict[str, collections.OrderedDict[int, None]] = {}
         self._frame_traces: collections.OrderedDict[int, tuple[int, ...]] = collections.OrderedDict()
+        self._video_seq: int | None = None
+        self._video_at = 0.0
+        self.keyframe_requests = 0
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -149,13 +171,14 @@ class StreamServer:
         host = socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host
         host = f"[{host}]" if ":" in host else host
         query = f"/?token={self.token}" if self.token else "/"
-        return f"http://{host}:{self.port}{query}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}{query}"
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         if self.port == 0 and self._runner.addresses:
             self.port = int(self._runner.addresses[0][1])
@@ -172,8 +195,8 @@ class StreamServer:
 
     def _on_ready(self) -> None:
         assert self.records is not None
-        record = self.records.latest(0.0)
-        if record is not None:
+        # Drain: an in-order source (video) may hold several records per wake-up.
+        while (record := self.records.latest(0.0)) is not None:
             self.publish(record)
 
     async def stop(self) -> None:
@@ -226,16 +249,60 @@ class StreamServer:
             self._frame_traces[record.frame] = tuple(record.trace_ids)
             if len(self._frame_traces) > 256:
                 self._frame_traces.popitem(last=False)
+        video = record.codec == "h264"
+        if video:
+            gap = self._video_seq is not None and record.seq != (self._video_seq + 1) & 0xFFFFFFFF
+            self._video_seq = record.seq
+            self._video_at = time.monotonic()
+            if gap:
+                # A record never reached us (the ring lapped this reader): every decoder is lost.
+                for client in self.clients:
+                    client.need_key = True
         if not self.clients:
             return
         # Serialised once for every client; "served" is when the serve stage got the record.
         meta = json.dumps(record.wire_meta(served=time.monotonic_ns()), separators=(",", ":"))
         item = (record, meta, bytes(record.jpeg))
+        want_key = ""
         for client in self.clients:
+            if (self._codec_for(client) == "h264") != video:
+                continue
+            if video:
+                if client.pending is not None and not record.key:
+                    # Behind by a whole frame: the next delta would not decode. Skip to a key frame.
+                    client.pending = None
+                    client.dropped += 1
+                    client.need_key = True
+                if client.need_key and not record.key:
+                    client.dropped += 1
+                    want_key = want_key or f"client {client.id} waits for a key frame"
+                    continue
+                client.need_key = False
             if client.pending is not None:
                 client.dropped += 1
             client.pending = item
             client.wake.set()
+        if want_key:
+            self._request(keyframe=True, reason=want_key)
+
+    def _video_live(self) -> bool:
+        return self._video_seq is not None and time.monotonic() - self._video_at < VIDEO_LIVE_S
+
+    def _codec_for(self, client: _Client) -> str:
+        return "h264" if "h264" in client.codecs and self._video_live() else "jpeg"
+
+    def _jpeg_needed(self) -> bool:
+        return any("h264" not in c.codecs for c in self.clients)
+
+    def _request(self, keyframe: bool = False, reason: str = "") -> None:
+        """Tell the encoder what the viewers need now (no-op without a control port)."""
+        if self.control is None:
+            return
+        self.keyframe_requests += keyframe
+        try:
+            self.control.demand(keyframe=keyframe, jpeg=self._jpeg_needed(), reason=reason)
+        except Exception:  # the control path is advisory: a failure must not cost a frame
+            log.warning("encoder request failed", exc_info=True)
 
     def post_event(self, event: dict[str, Any]) -> None:
         """Send an event to every viewer. Thread-safe: bus subscribers call it from their thread."""
@@ -291,6 +358,8 @@ class StreamServer:
     async def _hud_ticker(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            # Repeated every second: an encoder that restarted learns what the viewers need.
+            self._request(keyframe=False, reason="periodic")
             now = time.monotonic_ns()
             wire = np.asarray(self.wire_ns or [0], dtype=np.float64)[-256:] / 1e6
             for client in self.clients:
@@ -304,6 +373,7 @@ class StreamServer:
                     "fps": round((len(recent) - 1) / span, 1) if span > 0 else 0.0,
                     "kbps": round(sum(n for _, n in recent[1:]) * 8 / span / 1e3, 1) if span > 0 else 0.0,
                     "dropped": client.dropped,
+                    "codec": self._codec_for(client),
                     "encoder": self._encode_stats,
                     "latency_ms": {
                         "encoded_to_wire_p99": round(float(np.percentile(wire, 99)), 3),
@@ -363,6 +433,7 @@ class StreamServer:
         client = _Client(id=f"c{next(self._ids)}", ws=ws, transport=request.transport)
         self._queue(client, json.dumps({"type": "hello", "protocol": PROTOCOL, "client": client.id, "pcm_rate": PCM_RATE}))
         self.clients.add(client)
+        self._request(reason=f"client {client.id} connected")  # JPEG until its hello says more
         sender = asyncio.create_task(self._sender(client))
         log.info("client %s connected from %s (%d connected)", client.id, request.remote, len(self.clients))
         try:
@@ -399,7 +470,18 @@ class StreamServer:
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
             return self._malformed(client, "expected a JSON object with a string 'type'")
         kind = msg["type"]
-        if kind == "prompt":
+        if kind == "hello":
+            codecs = msg.get("codecs")
+            if not isinstance(codecs, list) or not all(isinstance(c, str) for c in codecs):
+                return self._malformed(client, "hello: 'codecs' must be a list of strings")
+            client.codecs = frozenset(c for c in codecs if c in CLIENT_CODECS) or frozenset({"jpeg"})
+            client.need_key = True
+            log.info("client %s decodes %s", client.id, ", ".join(sorted(client.codecs)))
+            self._request(keyframe="h264" in client.codecs, reason=f"client {client.id} joined")
+        elif kind == "resync":
+            client.need_key = True
+            self._request(keyframe=True, reason=f"client {client.id} resynchronises")
+        elif kind == "prompt":
             text = msg.get("text")
             if not isinstance(text, str) or not text.strip():
                 return self._malformed(client, "prompt: 'text' must be a non-empty string")
