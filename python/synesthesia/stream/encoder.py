@@ -203,6 +203,7 @@ class EncodeLoop:
         mode: str = "nano",
         config: ControllerConfig | None = None,
         video: Any = None,
+        jpeg_always: bool = False,
     ) -> None:
         if mode not in MODES:
             raise StreamConfigError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
@@ -217,6 +218,8 @@ class EncodeLoop:
         #: The video codec (an :class:`~synesthesia.stream.h264.H264Codec`) or None for JPEG only.
         self.video = video
         self._jpeg_until = 0.0
+        #: JPEG beside the video whether or not a viewer asks (an .avi recording wants it).
+        self.jpeg_always = jpeg_always
 
     #: How long one "JPEG wanted" lasts without being repeated.
     JPEG_DEMAND_S = 3.0
@@ -229,7 +232,7 @@ class EncodeLoop:
 
     @property
     def jpeg_wanted(self) -> bool:
-        return self.video is None or time.monotonic() < self._jpeg_until
+        return self.video is None or self.jpeg_always or time.monotonic() < self._jpeg_until
 
     def _encoder(self, scale: int, quality: int) -> kernels.NanoEncoder:
         key = (scale, quality)

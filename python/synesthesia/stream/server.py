@@ -44,8 +44,11 @@ import itertools
 import json
 import logging
 import secrets
+import fcntl
 import socket
 import ssl
+import struct
+import termios
 import threading
 import time
 from dataclasses import dataclass, field
@@ -73,6 +76,11 @@ PROTOCOL = 3  # 2: trace ids travel as decimal strings; 3: codec negotiation, H.
 CLIENT_CODECS = ("h264", "jpeg")
 #: How long the stream counts as carrying video after its last H.264 record.
 VIDEO_LIVE_S = 1.0
+#: A video client with more than this much of the stream still queued towards it (in the
+#: server's buffer and the kernel's, sent or not yet acknowledged) is behind: it skips to the
+#: next key frame instead of watching the past.
+BEHIND_S = 0.5
+BEHIND_MIN_BYTES = 32 * 1024
 _EVENT_BACKLOG = 64
 _trace_ids = itertools.count(1 << 32)
 
@@ -268,14 +276,16 @@ class StreamServer:
             if (self._codec_for(client) == "h264") != video:
                 continue
             if video:
-                if client.pending is not None and not record.key:
-                    # Behind by a whole frame: the next delta would not decode. Skip to a key frame.
+                behind = self._behind(client)
+                if (client.pending is not None and not record.key) or behind:
+                    # The next delta would not decode after a dropped one, and a client seconds
+                    # behind should not watch the past: skip to a key frame.
                     client.pending = None
-                    client.dropped += 1
                     client.need_key = True
-                if client.need_key and not record.key:
+                if client.need_key and (behind or not record.key):
                     client.dropped += 1
-                    want_key = want_key or f"client {client.id} waits for a key frame"
+                    if not behind:  # asked for once it has caught up, so that it can use it
+                        want_key = want_key or f"client {client.id} waits for a key frame"
                     continue
                 client.need_key = False
             if client.pending is not None:
@@ -284,6 +294,23 @@ class StreamServer:
             client.wake.set()
         if want_key:
             self._request(keyframe=True, reason=want_key)
+
+    @staticmethod
+    def _behind(client: _Client) -> bool:
+        """Whether more than :data:`BEHIND_S` of this client's stream is still queued."""
+        transport = client.transport
+        if transport is None:
+            return False
+        queued = transport.get_write_buffer_size()
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                queued += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+            except OSError:
+                pass  # not a TCP socket on Linux: the server's own buffer is what we know
+        now = time.monotonic_ns()
+        rate = sum(n for t, n in client.window if now - t < 2_000_000_000) / 2.0
+        return queued > max(BEHIND_MIN_BYTES, BEHIND_S * rate)
 
     def _video_live(self) -> bool:
         return self._video_seq is not None and time.monotonic() - self._video_at < VIDEO_LIVE_S
