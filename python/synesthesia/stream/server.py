@@ -29,8 +29,10 @@ Anything else is answered with an ``error`` event, counted and logged; the socke
 Each client has one pending-frame slot: a newer frame replaces an unsent one (counted as a drop
 for that client), so a stalled client costs one slot and the transport's bounded buffer, and
 never slows the others. A delta frame cannot replace another (the decoder needs every one since
-the last key frame), so an H.264 client that falls behind, and one that joins, gets nothing
-until the next key frame, which the server asks the encoder for at once (``control``). Binding beyond loopback requires an access token (``?token=`` on the
+the last key frame): H.264 records queue in order, a few at most, and an H.264 client that falls
+behind (that queue full, or more than half a second of its stream still in the socket buffers),
+and one that joins, gets nothing until the next key frame, which the server asks the encoder for
+at once (``control``). Binding beyond loopback requires an access token (``?token=`` on the
 page and the socket URL, or ``Authorization: Bearer``).
 """
 
@@ -81,6 +83,8 @@ VIDEO_LIVE_S = 1.0
 #: next key frame instead of watching the past.
 BEHIND_S = 0.5
 BEHIND_MIN_BYTES = 32 * 1024
+#: Most H.264 records waiting for one client's socket before it counts as behind.
+VIDEO_QUEUE = 8
 _EVENT_BACKLOG = 64
 _trace_ids = itertools.count(1 << 32)
 
@@ -101,6 +105,8 @@ class _Client:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     transport: asyncio.Transport | None = None
     pending: tuple[JpegRecord, str, bytes] | None = None
+    #: H.264 records not yet sent, oldest first.
+    video: list[tuple[JpegRecord, str, bytes]] = field(default_factory=list)
     events: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=_EVENT_BACKLOG))
     sent_at: collections.OrderedDict[int, int] = field(default_factory=collections.OrderedDict)
     mic: bool = False
@@ -276,18 +282,23 @@ class StreamServer:
             if (self._codec_for(client) == "h264") != video:
                 continue
             if video:
-                behind = self._behind(client)
-                if (client.pending is not None and not record.key) or behind:
-                    # The next delta would not decode after a dropped one, and a client seconds
-                    # behind should not watch the past: skip to a key frame.
-                    client.pending = None
-                    client.need_key = True
+                behind = self._behind(client) or len(client.video) >= VIDEO_QUEUE
+                if behind or record.key:
+                    # A client behind should not watch the past, and a key frame makes what is
+                    # queued before it worthless: skip to the key frame.
+                    client.dropped += len(client.video)
+                    client.video.clear()
+                    client.need_key = client.need_key or behind
                 if client.need_key and (behind or not record.key):
                     client.dropped += 1
                     if not behind:  # asked for once it has caught up, so that it can use it
                         want_key = want_key or f"client {client.id} waits for a key frame"
                     continue
                 client.need_key = False
+                # Deltas queue (in order, a few at most): each one is needed to decode the next.
+                client.video.append(item)
+                client.wake.set()
+                continue
             if client.pending is not None:
                 client.dropped += 1
             client.pending = item
@@ -364,23 +375,27 @@ class StreamServer:
             client.wake.clear()
             while client.events and not ws.closed:
                 await ws.send_str(client.events.popleft())
+            while client.video and not ws.closed:
+                await self._send_frame(client, client.video.pop(0))
             item, client.pending = client.pending, None
-            if item is None or ws.closed:
-                continue
-            record, meta, jpeg = item
-            await ws.send_str(meta)
-            await ws.send_bytes(jpeg)
-            done = time.monotonic_ns()
-            encoded = record.t.get("encoded")
-            if encoded is not None:
-                self.wire_ns.append(done - encoded)
-            self._trace_hop("sent", record.trace_ids, done)
-            client.frames += 1
-            client.bytes += len(record.jpeg)
-            client.window.append((done, len(record.jpeg)))
-            client.sent_at[record.frame] = done
-            if len(client.sent_at) > 128:
-                client.sent_at.popitem(last=False)
+            if item is not None and not ws.closed:
+                await self._send_frame(client, item)
+
+    async def _send_frame(self, client: _Client, item: tuple[JpegRecord, str, bytes]) -> None:
+        record, meta, data = item
+        await client.ws.send_str(meta)
+        await client.ws.send_bytes(data)
+        done = time.monotonic_ns()
+        encoded = record.t.get("encoded")
+        if encoded is not None:
+            self.wire_ns.append(done - encoded)
+        self._trace_hop("sent", record.trace_ids, done)
+        client.frames += 1
+        client.bytes += len(record.jpeg)
+        client.window.append((done, len(record.jpeg)))
+        client.sent_at[record.frame] = done
+        if len(client.sent_at) > 128:
+            client.sent_at.popitem(last=False)
 
     async def _hud_ticker(self) -> None:
         while True:
