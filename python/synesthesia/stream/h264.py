@@ -57,8 +57,9 @@ class H264Config:
     target_bps: float = 2_000_000.0
     fps: float = 25.0
     preset: str = "ultrafast"
-    #: Time budget per frame; over it for a while, the frame rate halves (never the latency).
-    budget_ms: float = 6.0
+    #: Wall time per frame the stage may spend (half a frame period at 25 fps, as for JPEG);
+    #: over it for a while, the frame rate halves before the stream falls behind.
+    budget_ms: float = 20.0
     #: "gop": one IDR then P frames until a key frame is asked for or a scene cut is found;
     #: "intra-refresh": no IDR after the first, a moving column of intra blocks instead.
     refresh: str = "gop"
