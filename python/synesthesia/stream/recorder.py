@@ -155,7 +155,7 @@ class H264Mp4Writer:
         self._last_pts = pts
         packet = self._av.Packet(bytes(access_unit))
         packet.stream = self._stream
-        packet.time_base = self._stream.time_base
+        packet.time_base = Fraction(1, 1000)
         packet.pts = packet.dts = pts
         packet.is_keyframe = key
         self._container.mux(packet)
