@@ -64,6 +64,18 @@ def test_i420_every_simd_level_equals_portable_and_the_reference(channels: int) 
     assert np.abs(ours.astype(int) - theirs).mean() < 1.0
 
 
+def test_i420_into_separate_planes_equals_the_packed_layout() -> None:
+    frame = synthetic_frame(0.7, W, H)
+    packed = kernels.rgb_to_i420(frame)
+    y, u, v = np.empty(W * H, np.uint8), np.empty(W * H // 4, np.uint8), np.empty(W * H // 4, np.uint8)
+    kernels.rgb_to_i420_planes(frame, y, u, v)
+    np.testing.assert_array_equal(np.concatenate([y, u, v]), packed.reshape(-1))
+    with pytest.raises(KernelArgumentError, match="^u: plane holds"):
+        kernels.rgb_to_i420_planes(frame, y, u[:-1], v)
+    with pytest.raises(KernelArgumentError, match="^v: buffer is read-only"):
+        kernels.rgb_to_i420_planes(frame, y, u, bytes(len(v)))
+
+
 def test_i420_rejects_what_it_cannot_convert() -> None:
     with pytest.raises(KernelArgumentError, match="^frame: 4:2:0 needs an even"):
         kernels.rgb_to_i420(np.zeros((5, 4, 3), np.uint8))

@@ -33,6 +33,7 @@ __all__ = [
     "JpegEncoder",
     "NanoEncoder",
     "rgb_to_i420",
+    "rgb_to_i420_planes",
     "quality_tables",
     "turbo_tables",
     "simd_level",
@@ -355,6 +356,21 @@ def rgb_to_i420(frame: Image, out: Image | None = None, *, simd: str | None = No
         raise _fail("out", "array is read-only")
     _native.rgb_to_i420_into(frame, out.reshape(-1), _check_simd(simd))
     return out
+
+
+def rgb_to_i420_planes(frame: Image, y: object, u: object, v: object, *, simd: str | None = None) -> None:
+    """:func:`rgb_to_i420` into three separate writable contiguous buffers of exactly
+    ``w*h``, ``w/2*h/2`` and ``w/2*h/2`` bytes (e.g. the planes of an encoder's picture)."""
+    frame = _check_image(frame, "frame")
+    if frame.ndim != 3 or frame.shape[2] not in (3, 4):
+        raise _fail("frame", f"expected RGB or RGBA (H, W, 3|4), got shape {frame.shape}")
+    planes = []
+    for name, buf in (("y", y), ("u", u), ("v", v)):
+        try:
+            planes.append(_check_out_buffer(buf))
+        except KernelArgumentError as exc:
+            raise _fail(name, str(exc).split(": ", 1)[1]) from None
+    _native.rgb_to_i420_planes_into(frame, *planes, _check_simd(simd))
 
 
 def quality_tables(quality: int) -> tuple[tuple[int, ...], tuple[int, ...]]:

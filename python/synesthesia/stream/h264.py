@@ -144,6 +144,8 @@ class H264Codec:
         self.controller = H264Controller(self.config)
         self.stats = H264Stats()
         self._i420 = np.empty((height * 3 // 2, width), np.uint8)
+        self._frame: Any = None
+        self._planes: list[npt.NDArray[np.uint8]] = []
         self._pts = 0
         self._seq = 0
         self._key_lock = threading.Lock()
@@ -181,6 +183,22 @@ class H264Codec:
         ctx.open()
         return ctx
 
+    def _picture(self, frame: Frame) -> Any:
+        """The frame as libx264's input. The Rust kernel writes straight into one reused
+        picture's planes when they are unpadded (they are for widths that are multiples of 64);
+        libx264 copies its input during ``encode``, so reusing the picture is safe."""
+        if self._frame is None:
+            vf = self._av.VideoFrame(self.width, self.height, "yuv420p")
+            if all(p.line_size == p.width for p in vf.planes):
+                self._frame = vf
+                self._planes = [np.frombuffer(p, np.uint8) for p in vf.planes]
+        if self._frame is not None:
+            kernels.rgb_to_i420_planes(frame, *self._planes)
+            self._frame.pict_type = self._av.video.frame.PictureType.NONE
+            return self._frame
+        kernels.rgb_to_i420(frame, self._i420)
+        return self._av.VideoFrame.from_ndarray(self._i420, format="yuv420p")
+
     def request_keyframe(self, reason: str = "viewer") -> None:
         """Ask for an IDR at the next encoded frame (merged with any request already pending)."""
         with self._key_lock:
@@ -214,8 +232,7 @@ class H264Codec:
             return None
         t0 = time.monotonic_ns()
         key_reason = self._take_key_request(t0 / 1e9)
-        kernels.rgb_to_i420(frame, self._i420)
-        vf = self._av.VideoFrame.from_ndarray(self._i420, format="yuv420p")
+        vf = self._picture(frame)
         vf.pts = self._pts
         self._pts += 1
         if key_reason is not None:

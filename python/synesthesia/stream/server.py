@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import fcntl
 import hmac
 import ipaddress
 import itertools
 import json
 import logging
 import secrets
-import fcntl
 import socket
 import ssl
 import struct

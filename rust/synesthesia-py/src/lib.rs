@@ -176,6 +176,23 @@ fn rgb_to_i420_into(
     detached(py, || yuv::rgb_to_i420(&src, dst, level))
 }
 
+/// RGB(A) -> I420 into three separate contiguous planes (e.g. an encoder's picture), GIL released.
+#[pyfunction]
+#[pyo3(signature = (img, y, u, v, simd=None))]
+fn rgb_to_i420_planes_into(
+    py: Python<'_>,
+    img: PyReadonlyArrayDyn<'_, u8>,
+    mut y: numpy::PyReadwriteArrayDyn<'_, u8>,
+    mut u: numpy::PyReadwriteArrayDyn<'_, u8>,
+    mut v: numpy::PyReadwriteArrayDyn<'_, u8>,
+    simd: Option<&str>,
+) -> PyResult<()> {
+    let level = parse_simd(py, simd)?;
+    let src = image(py, "img", &img)?;
+    let (y, u, v) = (writable_bytes(&mut y), writable_bytes(&mut u), writable_bytes(&mut v));
+    detached(py, || yuv::rgb_to_i420_planes(&src, y, u, v, level))
+}
+
 fn writable_bytes<'a>(out: &'a mut numpy::PyReadwriteArrayDyn<'_, u8>) -> &'a mut [u8] {
     // The facade passes a 1-D contiguous uint8 view of the caller's buffer.
     out.as_slice_mut().expect("facade passes a contiguous 1-D buffer")
@@ -333,6 +350,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(quality_tables, m)?)?;
     m.add_function(wrap_pyfunction!(turbo_tables, m)?)?;
     m.add_function(wrap_pyfunction!(rgb_to_i420_into, m)?)?;
+    m.add_function(wrap_pyfunction!(rgb_to_i420_planes_into, m)?)?;
     m.add_class::<JpegEncoder>()?;
     m.add_class::<NanoEncoder>()?;
     ring::register(m)?;

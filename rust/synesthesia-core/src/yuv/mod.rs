@@ -33,20 +33,34 @@ pub fn i420_size(width: usize, height: usize) -> usize {
 
 /// Convert `src` (RGB or RGBA, any row stride) into `out` (see the module docs for the layout).
 pub fn rgb_to_i420(src: &ImageView, out: &mut [u8], level: Option<SimdLevel>) -> Result<()> {
-    let level = SimdLevel::resolve(level)?;
     let (w, h) = (src.width(), src.height());
-    if !matches!(src.channels(), 3 | 4) {
-        return Err(Error::invalid("img", format!("expected 3 (RGB) or 4 (RGBA) channels, got {}", src.channels())));
-    }
-    if w % 2 != 0 || h % 2 != 0 {
-        return Err(Error::invalid("img", format!("4:2:0 needs an even width and height, got {w}x{h}")));
-    }
+    check(src)?;
     let needed = i420_size(w, h);
     if out.len() < needed {
         return Err(Error::BufferTooSmall { needed, available: out.len() });
     }
     let (y, rest) = out[..needed].split_at_mut(w * h);
     let (u, v) = rest.split_at_mut((w / 2) * (h / 2));
+    rgb_to_i420_planes(src, y, u, v, level)
+}
+
+/// Convert `src` into three separate contiguous planes (`w*h`, `w/2*h/2`, `w/2*h/2` bytes), e.g.
+/// straight into an encoder's picture buffers.
+pub fn rgb_to_i420_planes(
+    src: &ImageView,
+    y: &mut [u8],
+    u: &mut [u8],
+    v: &mut [u8],
+    level: Option<SimdLevel>,
+) -> Result<()> {
+    let level = SimdLevel::resolve(level)?;
+    check(src)?;
+    let (w, h) = (src.width(), src.height());
+    for (name, plane, needed) in [("y", &*y, w * h), ("u", &*u, w / 2 * (h / 2)), ("v", &*v, w / 2 * (h / 2))] {
+        if plane.len() != needed {
+            return Err(Error::invalid(name, format!("plane holds {} bytes, {w}x{h} needs {needed}", plane.len())));
+        }
+    }
     for row in 0..h / 2 {
         let r0 = src.row(2 * row);
         let r1 = src.row(2 * row + 1);
@@ -68,6 +82,17 @@ pub fn rgb_to_i420(src: &ImageView, out: &mut [u8], level: Option<SimdLevel>) ->
             (_, 3) => portable::row_pair::<3>(rows, 0),
             _ => portable::row_pair::<4>(rows, 0),
         }
+    }
+    Ok(())
+}
+
+fn check(src: &ImageView) -> Result<()> {
+    let (w, h) = (src.width(), src.height());
+    if !matches!(src.channels(), 3 | 4) {
+        return Err(Error::invalid("img", format!("expected 3 (RGB) or 4 (RGBA) channels, got {}", src.channels())));
+    }
+    if w % 2 != 0 || h % 2 != 0 {
+        return Err(Error::invalid("img", format!("4:2:0 needs an even width and height, got {w}x{h}")));
     }
     Ok(())
 }
