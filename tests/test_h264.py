@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import av
@@ -270,3 +274,54 @@ def test_server_over_tls_with_a_self_signed_certificate(tmp_path: Path) -> None:
         server.stop_thread()
     with pytest.raises(StreamConfigError, match="^serve.tls_cert: no such file"):
         server_context(tmp_path / "missing.pem", cert.key)
+
+
+@pytest.mark.slow
+def test_staged_run_streams_h264_with_key_frames_on_join_and_records_mp4(tmp_path: Path) -> None:
+    """`synesthesia run` with real stage processes: a client that announces H.264 joins a running
+    stream and its first frame is a key frame the serve stage asked the encode stage for over
+    the bus; what it receives decodes; the run's .mp4 recording decodes frame by frame."""
+    env = dict(os.environ, SYNESTHESIA_RUNTIME_DIR=str(tmp_path / "rt"), PYTHONUNBUFFERED="1")
+    clip = tmp_path / "run.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "synesthesia", "run", "--port", "0", "--record", str(clip), "--duration", "25"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+    try:
+        url = None
+        end = time.monotonic() + 60
+        assert proc.stdout is not None
+        while url is None and time.monotonic() < end:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if "viewer" in line and "http://" in line:
+                url = line[line.index("http://"):].split()[0]
+        assert url is not None, "the run printed no viewer URL"
+        time.sleep(2.0)  # join a stream well past its first key frame
+
+        async def watch() -> list[tuple[dict[str, Any], bytes]]:
+            got: list[tuple[dict[str, Any], bytes]] = []
+            async with aiohttp.ClientSession() as session, session.ws_connect(url.rstrip("/") + "/ws") as ws:
+                await ws.send_str(json.dumps({"type": "hello", "codecs": ["h264"]}))
+                meta = None
+                while len(got) < 25:
+                    msg = await ws.receive(timeout=20)
+                    if msg.type == aiohttp.WSMsgType.TEXT and json.loads(msg.data)["type"] == "frame":
+                        meta = json.loads(msg.data)
+                    elif msg.type == aiohttp.WSMsgType.BINARY and meta is not None:
+                        got.append((meta, msg.data))
+                        meta = None
+            return got
+
+        got = asyncio.run(watch())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert all(m["codec"] == "h264" for m, _ in got) and got[0][0]["key"], [(m["seq"], m["key"]) for m, _ in got[:5]]
+    assert got[0][0]["seq"] > 10, "the join should have been mid-stream"
+    dec = av.CodecContext.create("h264", "r")
+    n = sum(len(dec.decode(p)) for _, data in got for p in dec.parse(data))
+    n += sum(len(dec.decode(p)) for p in dec.parse(b"")) + len(dec.decode(None))
+    assert n == len(got) and (got[0][0]["width"], got[0][0]["height"]) == (1280, 704)
+    with av.open(str(clip)) as container:
+        assert sum(1 for _ in container.decode(video=0)) >= 25
