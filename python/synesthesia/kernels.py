@@ -370,7 +370,7 @@ def rgb_to_i420_planes(frame: Image, y: object, u: object, v: object, *, simd: s
             planes.append(_check_out_buffer(buf))
         except KernelArgumentError as exc:
             raise _fail(name, str(exc).split(": ", 1)[1]) from None
-    _native.rgb_to_i420_planes_into(frame, *planes, _check_simd(simd))
+    _native.rgb_to_i420_planes_into(frame, planes[0], planes[1], planes[2], _check_simd(simd))
 
 
 def quality_tables(quality: int) -> tuple[tuple[int, ...], tuple[int, ...]]:

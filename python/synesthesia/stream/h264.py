@@ -191,7 +191,7 @@ class H264Codec:
             vf = self._av.VideoFrame(self.width, self.height, "yuv420p")
             if all(p.line_size == p.width for p in vf.planes):
                 self._frame = vf
-                self._planes = [np.frombuffer(p, np.uint8) for p in vf.planes]
+                self._planes = [np.frombuffer(memoryview(p), np.uint8) for p in vf.planes]
         if self._frame is not None:
             kernels.rgb_to_i420_planes(frame, *self._planes)
             self._frame.pict_type = self._av.video.frame.PictureType.NONE
