@@ -157,7 +157,11 @@ class H264Codec:
     def _open(self) -> Any:
         cfg = self.config
         fps = Fraction(cfg.fps).limit_denominator(1001)
-        ctx = self._av.CodecContext.create("libx264", "w")
+        try:
+            ctx = self._av.CodecContext.create("libx264", "w")
+        except ValueError as exc:  # av.codec.codec.UnknownCodecError
+            raise StreamConfigError(f"encode.codec: h264 needs libx264, which this PyAV build lacks ({exc}); "
+                                    "use encode.codec = 'jpeg' (--codec jpeg)") from None
         ctx.width, ctx.height, ctx.pix_fmt = self.width, self.height, "yuv420p"
         ctx.time_base = 1 / fps
         ctx.framerate = fps
