@@ -129,7 +129,13 @@
     }
     if (!decoder || decoder.state === "closed") decoder = makeDecoder();
     if (meta.key) state.keyFrames++;
-    if (decoder.decodeQueueSize > 2) state.framesSkipped++;  // the page itself is behind
+    if (decoder.decodeQueueSize > 8) {
+      // The page itself cannot keep up (a slow machine, a background tab): rather than show
+      // the past, drop what is queued and start again at a key frame.
+      state.framesSkipped += decoder.decodeQueueSize;
+      resync("decoder behind");
+      return;
+    }
     chunkTime += 40000;
     inflight.set(chunkTime, meta);
     if (inflight.size > 64) inflight.delete(inflight.keys().next().value);
