@@ -527,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if report.rd:
         report.notes += [
+            "- Timing figures were taken on a 2-core machine shared with other engineers' builds, tests and",
+            "  benchmarks (load averages above); CPU-time columns are the robust ones, wall times are not.",
             "- H.264 rows: libx264 through PyAV, `preset ultrafast, tune zerolatency`, no B-frames, no lookahead, a",
             "  one-frame VBV at 1.15x the target; RGB -> I420 by the Rust kernel into the encoder's picture. Long GOP",
             "  ('gop', the default) against periodic intra refresh: the same quality and bitrate here, but a viewer",
