@@ -17,6 +17,7 @@ mode, bitrate holding, frame -> on the wire, fan-out (JPEG and H.264), joining m
    PSNR and SSIM at 1280x704 against the rendered frames (smaller JPEG modes scaled up bilinearly,
    as the page's canvas does), bitrate, worst 2 s window, and encode time per frame as CPU time
    of the encoding thread (robust to other processes on a shared machine) and wall time.
+6. Encoded -> displayed in headless chromium, H.264 against JPEG in one run (see bench_display).
 5. H.264 to 1 and 8 viewers (in-process demo pipeline at 1280x704, 2 Mbps, clients in another
    process that announce H.264): bandwidth per viewer, frame rate, latency growth, and the join
    time (socket open -> first frame, a key frame asked for at the join, received).
@@ -60,6 +61,7 @@ class Report:
     rd: list[dict[str, Any]] = field(default_factory=list)
     targets: list[dict[str, Any]] = field(default_factory=list)
     video_wire: list[dict[str, Any]] = field(default_factory=list)
+    display: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -414,6 +416,39 @@ def bench_video_wire(report: Report, seconds: float, clients: int) -> None:
     })
 
 
+NO_WEBCODECS = "delete window.VideoDecoder; delete window.EncodedVideoChunk; delete window.VideoFrame;"
+
+
+def bench_display(report: Report, seconds: float) -> None:
+    """Encoded -> displayed in a real browser, H.264 (WebCodecs) and then JPEG (the same page with
+    WebCodecs removed) from one demo pipeline in one run. Displayed = the page's ack of the
+    drawn frame reaching the server (an upper bound: it includes the ack's trip back)."""
+    from synesthesia.bench.browser import Browser
+    from synesthesia.stream.demo import DemoPipeline
+
+    with DemoPipeline(width=1280, height=704, fps=25.0, codec="h264", target_bps=2e6) as pipe, Browser() as browser:
+        cdp = browser.page()
+        for codec, before in (("h264", None), ("jpeg", NO_WEBCODECS), ("h264", None)):
+            old = [t["targetId"] for t in cdp.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+            cdp.open("about:blank")
+            if before:
+                cdp.call("Page.addScriptToEvaluateOnNewDocument", {"source": before})
+            cdp.call("Page.navigate", {"url": pipe.server.url})
+            for target in old:
+                cdp.call("Target.closeTarget", {"targetId": target})
+            cdp.wait(f"window.synesthesia && window.synesthesia.codec === '{codec}' && window.synesthesia.framesDrawn >= 10", 60,
+                     f"{codec} frames drawn")
+            client = next(iter(pipe.server.clients))
+            client.shown_ns.clear()
+            time.sleep(seconds)
+            shown = np.asarray(client.shown_ns, dtype=np.float64) / 1e6
+            report.display.append({"codec": codec, "frames": len(shown), "p50_ms": pct(shown, 50), "p95_ms": pct(shown, 95),
+                                   "p99_ms": pct(shown, 99), "decode_errors": cdp.js("window.synesthesia.decodeErrors")})
+    jpeg = next(r for r in report.display if r["codec"] == "jpeg")
+    for r in report.display:
+        r["met"] = None if r["codec"] == "jpeg" else r["p95_ms"] <= jpeg["p95_ms"] + 5.0
+
+
 def yes(v: bool | None) -> str:
     return "" if v is None else ("yes" if v else "**no**")
 
@@ -481,6 +516,17 @@ def markdown(report: Report) -> str:
             lines.append(f"| {r['clients']} | {r['kbps_max']:.0f} | {r['fps_min']:.1f} | {r['recv_p50_ms']:.2f} | {r['recv_p99_ms']:.2f} | "
                          f"{r['growth_ms']:+.2f} | {r['join_ms_p50']:.1f} | {r['join_ms_max']:.1f} | {yes(r['first_key'])} | "
                          f"{r['encode_p99_ms']:.2f} | {r['keyframes']} | {yes(r['met_bw'])} | {yes(r['met_join'])} | {yes(r['met_fps'])} |")
+    if report.display:
+        lines += [
+            "", "## Encoded -> displayed in headless chromium (demo pipeline 1280x704, 2 Mbps, one page at a time)", "",
+            "Displayed = the page's ack of the drawn frame back at the server (includes the ack's trip). The same",
+            "pipeline and browser serve H.264 (WebCodecs), then JPEG (nano; WebCodecs removed from the page), then",
+            "H.264 again. Target: H.264 p95 no more than 5 ms above JPEG's.", "",
+            "| codec | frames | p50 ms | p95 ms | p99 ms | decode errors | met |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        lines += [f"| {r['codec']} | {r['frames']} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {r['decode_errors']} | {yes(r['met'])} |"
+                  for r in report.display]
     if report.notes:
         lines += ["", "## Notes", "", *report.notes]
     return "\n".join(lines) + "\n"
@@ -512,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
     for n in (1, 8):
         print(f"bench: H.264 to {n} viewer(s) ...", file=sys.stderr, flush=True)
         bench_video_wire(report, args.seconds, n)
+    print("bench: encoded -> displayed in chromium ...", file=sys.stderr, flush=True)
+    bench_display(report, args.seconds)
     try:
         end_load = "%.1f %.1f %.1f" % os.getloadavg()
     except OSError:

@@ -119,6 +119,9 @@ class _Client:
     malformed: int = 0
     window: collections.deque[tuple[int, int]] = field(default_factory=lambda: collections.deque(maxlen=256))
     display_ns: collections.deque[int] = field(default_factory=lambda: collections.deque(maxlen=64))
+    #: encoded -> the page's ack of that frame (drawn), per frame: the codec comparison's figure.
+    encoded_at: collections.OrderedDict[int, int] = field(default_factory=collections.OrderedDict)
+    shown_ns: collections.deque[int] = field(default_factory=lambda: collections.deque(maxlen=1024))
 
 
 class StreamServer:
@@ -396,6 +399,10 @@ class StreamServer:
         client.sent_at[record.frame] = done
         if len(client.sent_at) > 128:
             client.sent_at.popitem(last=False)
+        if encoded is not None:
+            client.encoded_at[record.frame] = encoded
+            if len(client.encoded_at) > 128:
+                client.encoded_at.popitem(last=False)
 
     async def _hud_ticker(self) -> None:
         while True:
@@ -542,6 +549,9 @@ class StreamServer:
             if sent is not None:
                 # Includes the ack's trip back: an upper bound, measured rather than guessed.
                 client.display_ns.append(time.monotonic_ns() - sent)
+            encoded = client.encoded_at.get(frame)
+            if encoded is not None:
+                client.shown_ns.append(time.monotonic_ns() - encoded)
         elif kind == "mic":
             state = msg.get("state")
             if state == "start":
