@@ -17,10 +17,10 @@ mode, bitrate holding, frame -> on the wire, fan-out (JPEG and H.264), joining m
    PSNR and SSIM at 1280x704 against the rendered frames (smaller JPEG modes scaled up bilinearly,
    as the page's canvas does), bitrate, worst 2 s window, and encode time per frame as CPU time
    of the encoding thread (robust to other processes on a shared machine) and wall time.
-6. Encoded -> displayed in headless chromium, H.264 against JPEG in one run (see bench_display).
 5. H.264 to 1 and 8 viewers (in-process demo pipeline at 1280x704, 2 Mbps, clients in another
    process that announce H.264): bandwidth per viewer, frame rate, latency growth, and the join
    time (socket open -> first frame, a key frame asked for at the join, received).
+6. Encoded -> displayed in headless chromium, H.264 against JPEG in one run (see bench_display).
 """
 
 from __future__ import annotations
