@@ -325,3 +325,20 @@ def test_staged_run_streams_h264_with_key_frames_on_join_and_records_mp4(tmp_pat
     assert n == len(got) and (got[0][0]["width"], got[0][0]["height"]) == (1280, 704)
     with av.open(str(clip)) as container:
         assert sum(1 for _ in container.decode(video=0)) >= 25
+
+
+def test_codec_record_and_tls_settings_that_cannot_work_together_are_refused() -> None:
+    from synesthesia.settings import SettingsError, load_settings
+
+    assert load_settings(environ={}).encode.codec == "h264"
+    with pytest.raises(SettingsError, match=r"^record: an \.mp4 recording holds the H\.264 stream"):
+        load_settings(environ={}, overrides={"record": "x.mp4", "encode": {"codec": "jpeg"}})
+    with pytest.raises(SettingsError, match=r"^record: 'x\.mkv': the suffix must be"):
+        load_settings(environ={}, overrides={"record": "x.mkv"})
+    with pytest.raises(SettingsError, match=r"^serve\.tls_key: a certificate needs its key"):
+        load_settings(environ={}, overrides={"serve": {"tls_cert": "cert.pem"}})
+    with pytest.raises(SettingsError, match=r"^serve\.tls_cert: a key without"):
+        load_settings(environ={"SYNESTHESIA_SERVE__TLS_KEY": "key.pem"})
+    with pytest.raises(SettingsError, match=r"^encode\.codec"):
+        load_settings(environ={"SYNESTHESIA_ENCODE__CODEC": "vp9"})
+    assert load_settings(environ={}, overrides={"serve": {"tls_cert": "self-signed"}}).serve.tls_cert == "self-signed"
