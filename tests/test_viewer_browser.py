@@ -72,7 +72,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cdp, Dem
     work = tmp_path_factory.mktemp("viewer")
     wav = work / "tone.wav"
     _tone_wav(wav)
-    pipe = DemoPipeline(width=640, height=352, fps=25.0).start()
+    pipe = DemoPipeline(width=640, height=352, fps=25.0, codec="jpeg").start()
     profile = work / "profile"
     proc = _launch(exe, wav, profile, work / "chromium.log")
     cdp = None

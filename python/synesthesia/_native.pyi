@@ -12,6 +12,8 @@ __all__ = [
     "force_simd",
     "quality_tables",
     "resize_into",
+    "rgb_to_i420_into",
+    "rgb_to_i420_planes_into",
     "simd_level",
     "simd_levels",
     "turbo_tables",
@@ -26,6 +28,14 @@ def simd_level() -> str: ...
 def force_simd(level: str | None = None) -> None: ...
 def resize_into(
     img: npt.NDArray[np.uint8], out: npt.NDArray[np.uint8], method: str, simd: str | None = None
+) -> None: ...
+def rgb_to_i420_into(img: npt.NDArray[np.uint8], out: npt.NDArray[np.uint8], simd: str | None = None) -> None: ...
+def rgb_to_i420_planes_into(
+    img: npt.NDArray[np.uint8],
+    y: npt.NDArray[np.uint8],
+    u: npt.NDArray[np.uint8],
+    v: npt.NDArray[np.uint8],
+    simd: str | None = None,
 ) -> None: ...
 def quality_tables(quality: int) -> _Tables: ...
 def turbo_tables() -> _Tables: ...

@@ -32,6 +32,8 @@ __all__ = [
     "encode_nano",
     "JpegEncoder",
     "NanoEncoder",
+    "rgb_to_i420",
+    "rgb_to_i420_planes",
     "quality_tables",
     "turbo_tables",
     "simd_level",
@@ -329,6 +331,46 @@ def encode_nano(
     """Shrink ``frame`` ``scale`` times per axis and encode it, in one native call."""
     key = _key(scale, method, quality, subsampling, qtables, optimize, restart_interval, threads, simd)
     return _cached("nano", key, NanoEncoder).encode(frame)
+
+
+def rgb_to_i420(frame: Image, out: Image | None = None, *, simd: str | None = None) -> Image:
+    """RGB(A) ``frame`` -> I420 (BT.601 limited range), for the video encoder.
+
+    Returns ``out`` (allocated when None): a contiguous ``(h * 3 // 2, w)`` uint8 array holding
+    the Y plane, then U, then V (each ``w/2 x h/2``), the layout
+    ``av.VideoFrame.from_ndarray(out, format="yuv420p")`` takes. Width and height must be even.
+    Chroma is each 2x2 block's mean with one rounding; see ``rust/synesthesia-core/src/yuv``.
+    """
+    frame = _check_image(frame, "frame")
+    h, w = frame.shape[:2]
+    if frame.ndim != 3 or frame.shape[2] not in (3, 4):
+        raise _fail("frame", f"expected RGB or RGBA (H, W, 3|4), got shape {frame.shape}")
+    if w % 2 or h % 2:
+        raise _fail("frame", f"4:2:0 needs an even width and height, got {w}x{h}")
+    shape = (h * 3 // 2, w)
+    if out is None:
+        out = np.empty(shape, dtype=np.uint8)
+    elif not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != shape or not out.flags.c_contiguous:
+        raise _fail("out", f"expected a C-contiguous uint8 array of shape {shape}")
+    elif not out.flags.writeable:
+        raise _fail("out", "array is read-only")
+    _native.rgb_to_i420_into(frame, out.reshape(-1), _check_simd(simd))
+    return out
+
+
+def rgb_to_i420_planes(frame: Image, y: object, u: object, v: object, *, simd: str | None = None) -> None:
+    """:func:`rgb_to_i420` into three separate writable contiguous buffers of exactly
+    ``w*h``, ``w/2*h/2`` and ``w/2*h/2`` bytes (e.g. the planes of an encoder's picture)."""
+    frame = _check_image(frame, "frame")
+    if frame.ndim != 3 or frame.shape[2] not in (3, 4):
+        raise _fail("frame", f"expected RGB or RGBA (H, W, 3|4), got shape {frame.shape}")
+    planes = []
+    for name, buf in (("y", y), ("u", u), ("v", v)):
+        try:
+            planes.append(_check_out_buffer(buf))
+        except KernelArgumentError as exc:
+            raise _fail(name, str(exc).split(": ", 1)[1]) from None
+    _native.rgb_to_i420_planes_into(frame, planes[0], planes[1], planes[2], _check_simd(simd))
 
 
 def quality_tables(quality: int) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -42,6 +42,7 @@ __all__ = [
     "CommandRequest",
     "CommandReply",
     "Prompt",
+    "EncodeRequest",
     "encode",
     "decode",
     "new_trace_id",
@@ -221,6 +222,20 @@ class Prompt(Message):
     source: str = "typed"  # typed | say | touch
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EncodeRequest(Message):
+    """Serve -> encode: what the viewers need from the video stream. ``keyframe``: a viewer
+    joined or lost its place and needs a picture it can start decoding at; ``jpeg``: some viewer
+    cannot decode the video codec, so JPEG records are wanted beside it (sent again every second
+    while true; the encoder stops the JPEG side when it stops hearing it)."""
+
+    KIND: ClassVar[str] = "encode_request"
+    EVENT: ClassVar[str] = "encode_request"
+    keyframe: bool = False
+    jpeg: bool = False
+    reason: str = ""
+
+
 M = TypeVar("M", bound=Message)
 
 #: Wire name -> message class, for every message type.
@@ -239,6 +254,7 @@ registry: dict[str, type[Message]] = {
         CommandRequest,
         CommandReply,
         Prompt,
+        EncodeRequest,
     )
 }
 

@@ -69,6 +69,9 @@ class WorldSettings:
 
 @dataclass
 class EncodeSettings:
+    #: h264: full-resolution delta frames to every page that decodes them (WebCodecs), nano
+    #: JPEG beside them only while a page that cannot is connected; jpeg: JPEG only.
+    codec: Literal["h264", "jpeg"] = "h264"
     mode: Literal["nano", "preview", "full"] = "nano"
     bitrate_bps: int = 2_000_000
     quality: int = 75
@@ -79,6 +82,11 @@ class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8765
     token: str | None = None
+    #: PEM certificate and key: serve the page and the socket over TLS (a secure context, so
+    #: that WebCodecs and the microphone work off localhost). tls_cert = "self-signed" makes a
+    #: short-lived certificate at start and logs its SHA-256 fingerprint.
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 @dataclass
@@ -258,8 +266,20 @@ def _check_together(settings: Settings) -> None:
     """Settings that are each valid but cannot work together: refuse, never ignore silently."""
     if settings.headless and settings.record:
         raise SettingsError("record", "needs the serve stage, which headless runs leave out: drop --headless")
+    tls_cert, tls_key = settings.serve.tls_cert, settings.serve.tls_key
+    if tls_cert is not None and tls_cert != "self-signed" and not tls_key:
+        raise SettingsError("serve.tls_key", "a certificate needs its key (--tls-key), or use --tls self-signed")
+    if tls_key and (tls_cert is None or tls_cert == "self-signed"):
+        raise SettingsError("serve.tls_cert", "a key without its certificate (--tls-cert)")
     if settings.headless and settings.capture.source == "browser":
         raise SettingsError("capture.source", "'browser' needs the serve stage, which headless runs leave out")
     if settings.session and settings.world.backend != "procedural":
         raise SettingsError("world.backend", f"{settings.world.backend!r} is not deterministic; "
                             "sessions record the procedural world")
+    # An .avi recording takes the JPEG records (made all along when the codec is h264).
+    record = (settings.record or "").lower()
+    if record and not record.endswith((".mp4", ".avi")):
+        raise SettingsError("record", f"{settings.record!r}: the suffix must be .mp4 (H.264) or .avi (MJPEG)")
+    if record.endswith(".mp4") and settings.encode.codec != "h264":
+        raise SettingsError("record", "an .mp4 recording holds the H.264 stream: set encode.codec = 'h264' or record .avi")
+

@@ -47,7 +47,8 @@ def require_chromium() -> str:
     return found
 
 
-def launch_chromium(exe: str, profile: Path, log_path: Path, fake_audio: Path | None = None) -> subprocess.Popen[bytes]:
+def launch_chromium(exe: str, profile: Path, log_path: Path, fake_audio: Path | None = None,
+                    extra_args: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     """Start headless chromium with a fresh profile and remote debugging on a free port. With
     ``fake_audio`` (a WAV), the page's microphone plays that file; permissions are granted."""
     args = [
@@ -60,6 +61,7 @@ def launch_chromium(exe: str, profile: Path, log_path: Path, fake_audio: Path | 
     if fake_audio is not None:
         args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                  f"--use-file-for-fake-audio-capture={fake_audio}"]
+    args += extra_args
     with open(log_path, "wb") as log:  # the child keeps its own copy of the handle
         return subprocess.Popen([*args, "about:blank"], stdout=subprocess.DEVNULL, stderr=log)
 
@@ -162,13 +164,13 @@ class Browser:
     ``with`` block) stops the browser and removes the profile."""
 
     def __init__(self, exe: str | None = None, *, fake_audio: Path | None = None, workdir: Path | None = None,
-                 start_timeout: float = 60.0) -> None:
+                 start_timeout: float = 60.0, extra_args: tuple[str, ...] = ()) -> None:
         found = exe or require_chromium()
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="synesthesia-browser-")
         self.workdir = workdir if workdir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
         self.profile = self.workdir / "profile"
         self.log_path = self.workdir / "chromium.log"
-        self.proc = launch_chromium(found, self.profile, self.log_path, fake_audio)
+        self.proc = launch_chromium(found, self.profile, self.log_path, fake_audio, extra_args)
         self.cdp: Cdp | None = None
         try:
             self.cdp = Cdp(devtools_url(self.proc, self.profile, self.log_path, start_timeout))

@@ -1,19 +1,23 @@
-"""Encode stage: newest frame from the frame ring -> JPEG record on the jpeg ring.
+"""Encode stage: newest frame from the frame ring -> encoded records on the jpeg ring.
 
 Runs in its own process: a shell over :class:`synesthesia.stream.encoder.EncodeLoop`. It always
-takes the newest frame (never queues behind the renderer), encodes it with the Rust kernels at
-the adaptive controller's quality and scale, and writes the packed record into the jpeg ring.
+takes the newest frame (never queues behind the renderer), encodes it (H.264 through libx264,
+and/or JPEG with the Rust kernels at the adaptive controller's quality and scale), and writes
+the packed records into the jpeg ring. The serve stage's ``serve.encode_request`` events say
+when a viewer needs a key frame and whether any viewer needs JPEG beside the video.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 from synesthesia import shm
-from synesthesia.messages import FrameStats
+from synesthesia.messages import EncodeRequest, FrameStats
 from synesthesia.stages.host import StageContext
 from synesthesia.stream.encoder import ControllerConfig, EncodeLoop
+from synesthesia.stream.h264 import H264Codec, H264Config
 from synesthesia.stream.records import FrameMeta, JpegRecord
 
 
@@ -46,6 +50,18 @@ class JpegRingSink:
             slot.meta.frame = record.frame
             slot.meta.trace_ids = tuple(record.trace_ids[: shm.MAX_TRACE_IDS])
             slot.meta.t_source_ns = record.t.get("encoded", 0)
+            slot.meta.flags = int(record.key)
+
+
+def _follow_requests(ctx: StageContext, loop: EncodeLoop) -> None:
+    sub = ctx.subscribe(["serve.encode_request"])
+    try:
+        while not ctx.stop.is_set():
+            got = sub.recv(timeout=0.2)
+            if got is not None and isinstance(got[1], EncodeRequest):
+                loop.demand(got[1].keyframe, got[1].jpeg, got[1].reason)
+    finally:
+        sub.close()
 
 
 def main(ctx: StageContext) -> None:
@@ -53,8 +69,14 @@ def main(ctx: StageContext) -> None:
     frames = shm.FrameRing.attach(ctx.rings["frames"])
     jpeg = shm.ByteRing.attach(ctx.rings["jpeg"])
     source = FrameRingSource(frames)
+    video = None
+    if cfg.encode.codec == "h264":
+        video = H264Codec(cfg.world.width, cfg.world.height, H264Config(target_bps=cfg.encode.bitrate_bps, fps=cfg.world.fps))
     loop = EncodeLoop(source, JpegRingSink(jpeg), cfg.encode.mode,
-                      ControllerConfig(target_bps=cfg.encode.bitrate_bps, fps=cfg.world.fps))
+                      ControllerConfig(target_bps=cfg.encode.bitrate_bps, fps=cfg.world.fps), video=video,
+                      jpeg_always=(cfg.record or "").lower().endswith(".avi"))
+    requests = threading.Thread(target=_follow_requests, args=(ctx, loop), name="requests", daemon=True)
+    requests.start()
     torn = 0
     last = time.monotonic()
     last_frames = 0
@@ -67,12 +89,14 @@ def main(ctx: StageContext) -> None:
             now = time.monotonic()
             if now - last >= 1.0:
                 report = loop.report()
-                s = loop.stats
-                ctx.publish(FrameStats(stage=ctx.name, stream=cfg.encode.mode, frames=s.frames,
-                                       dropped=s.dropped + torn, fps=(s.frames - last_frames) / (now - last),
+                s = loop.video.stats if loop.video is not None else loop.stats
+                dropped = s.skipped if loop.video is not None else s.dropped  # type: ignore[union-attr]
+                ctx.publish(FrameStats(stage=ctx.name, stream=report["codec"], frames=s.frames,
+                                       dropped=dropped + torn, fps=(s.frames - last_frames) / (now - last),
                                        latency_p50_us=report["encode_ms_p50"] * 1e3,
                                        latency_p99_us=report["encode_ms_p99"] * 1e3))
-                ctx.status.update(quality=report["quality"], scale=report["scale"], kbps=report["kbps"], torn=torn)
+                ctx.status.update(codec=report["codec"], quality=report["quality"], scale=report["scale"],
+                                  kbps=report["kbps"], torn=torn)
                 last, last_frames = now, s.frames
     finally:
         frames.close()

@@ -1,13 +1,16 @@
 """Serve stage: the viewer page and the live stream, fed by the jpeg ring and the bus.
 
-Runs in its own process: a shell over :class:`synesthesia.stream.server.StreamServer`. JPEG
-records come from the jpeg ring (newest first), typed prompts go onto the bus for the NLP,
+Runs in its own process: a shell over :class:`synesthesia.stream.server.StreamServer`. Encoded
+records come from the jpeg ring in order (a video decoder needs every delta frame; the server
+skips a lagging viewer to the next key frame), what the viewers need goes back to the encode
+stage as ``serve.encode_request`` events, typed prompts go onto the bus for the NLP,
 transcripts and intents from the bus go to every viewer, and a browser microphone's PCM goes
 into the audio ring when the run's audio source is `browser`.
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,28 +19,30 @@ import numpy as np
 import numpy.typing as npt
 
 from synesthesia import shm
-from synesthesia.messages import Intent, LogLine, Prompt, TranscriptFinal, TranscriptPartial, WorldApplied
+from synesthesia.messages import EncodeRequest, Intent, LogLine, Prompt, TranscriptFinal, TranscriptPartial, WorldApplied
 from synesthesia.stages.host import StageContext
 from synesthesia.stream import ports
 from synesthesia.stream.records import JpegRecord
-from synesthesia.stream.recorder import MjpegRecorder
+from synesthesia.stream.recorder import MjpegRecorder, Mp4Recorder, open_recorder
 from synesthesia.stream.server import StreamServer
+from synesthesia.stream.tls import SELF_SIGNED, self_signed, server_context
 
 CHUNK = 512
 
 
 class JpegRingSource:
-    """`RecordSource` over the jpeg ring. The record is copied out of the slot (a few KB) so
-    the socket writes can take their time without the writer lapping them. With `--record`,
-    every record served is also appended to the recording."""
+    """`RecordSource` over the jpeg ring, oldest unread record first (records the writer lapped
+    are skipped; the server sees the gap in an H.264 stream's numbers). The record is copied
+    out of the slot (a few KB) so the socket writes can take their time without the writer
+    lapping them. With `--record`, every record served is also appended to the recording."""
 
-    def __init__(self, ring: shm.ByteRing, recorder: MjpegRecorder | None = None) -> None:
+    def __init__(self, ring: shm.ByteRing, recorder: MjpegRecorder | Mp4Recorder | None = None) -> None:
         self.ring = ring
         self.torn = 0
         self.recorder = recorder
 
     def latest(self, timeout: float) -> JpegRecord | None:
-        rec = self.ring.read_latest(timeout=timeout)
+        rec = self.ring.read(timeout=timeout)
         if rec is None:
             return None
         data = bytes(rec)
@@ -48,6 +53,32 @@ class JpegRingSource:
         if self.recorder is not None:
             self.recorder.put(record)
         return record
+
+
+class BusEncoderControl:
+    """`EncoderControl` over the bus: the encode stage follows ``serve.encode_request``."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+
+    def demand(self, keyframe: bool = False, jpeg: bool = False, reason: str = "") -> None:
+        self.ctx.publish(EncodeRequest(keyframe=keyframe, jpeg=jpeg, reason=reason[:200]))
+
+
+def tls_context(ctx: StageContext) -> ssl.SSLContext | None:
+    """The server's TLS context from ``serve.tls_cert``/``tls_key``; for ``self-signed``, a
+    certificate made now in the run's private directory, its fingerprint logged for people."""
+    serve = ctx.settings.serve
+    if serve.tls_cert is None:
+        return None
+    if serve.tls_cert == SELF_SIGNED:
+        cert = self_signed(serve.host, directory=ctx.endpoints.directory / "tls")
+        ctx.publish(LogLine(stage=ctx.name, level="info",
+                            text=f"viewer TLS: self-signed certificate, SHA-256 {cert.fingerprint} "
+                                 f"(valid until {cert.not_after:%Y-%m-%d %H:%M} UTC)"))
+        return server_context(cert.cert, cert.key)
+    assert serve.tls_key is not None  # settings refuse a certificate without its key
+    return server_context(serve.tls_cert, serve.tls_key)
 
 
 class BusPrompts:
@@ -121,12 +152,12 @@ def main(ctx: StageContext) -> None:
     cfg = ctx.settings
     jpeg = shm.ByteRing.attach(ctx.rings["jpeg"])
     audio = shm.FrameRing.attach(ctx.rings["audio"]) if cfg.capture.source == "browser" else None
-    recorder = MjpegRecorder(record_path(ctx), fps=cfg.world.fps) if cfg.record else None
+    recorder = open_recorder(record_path(ctx), fps=cfg.world.fps) if cfg.record else None
     if recorder is not None:
         ctx.log.info("recording the stream to %s", recorder.path)
     source = JpegRingSource(jpeg, recorder)
     server = StreamServer(source, BusPrompts(ctx), RingAudio(audio), host=cfg.serve.host, port=cfg.serve.port,
-                          token=cfg.serve.token)
+                          token=cfg.serve.token, control=BusEncoderControl(ctx), ssl_context=tls_context(ctx))
     server.start_in_thread()
     # Published past the log level: the supervisor learns the viewer's address from this line.
     ctx.publish(LogLine(stage=ctx.name, level="info", text=f"viewer: {server.url}"))

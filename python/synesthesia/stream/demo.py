@@ -8,6 +8,7 @@ drives is the real one; only the ports are in-process (:class:`~synesthesia.stre
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections import deque
@@ -20,7 +21,9 @@ import numpy.typing as npt
 from synesthesia.frames import synthetic_frame
 from synesthesia.stream.encoder import ControllerConfig, EncodeLoop
 from synesthesia.stream.ports import LatestSlot, Prompt
-from synesthesia.stream.recorder import MjpegRecorder
+from synesthesia.errors import StreamConfigError
+from synesthesia.stream.h264 import H264Codec, H264Config
+from synesthesia.stream.recorder import open_recorder
 from synesthesia.stream.records import FrameMeta, JpegRecord
 from synesthesia.stream.server import StreamServer
 
@@ -176,15 +179,22 @@ class DemoPipeline:
         mode: str = "nano",
         target_bps: float = 2_000_000.0,
         record: str | Path | None = None,
+        codec: str = "h264",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        if codec not in ("h264", "jpeg"):
+            raise StreamConfigError(f"codec: expected 'h264' or 'jpeg', got {codec!r}")
         self.frames: LatestSlot[tuple[Frame, FrameMeta]] = LatestSlot()
-        self.jpegs: LatestSlot[JpegRecord] = LatestSlot()
+        # Video records must reach the server in order: it reads the last few, oldest first.
+        self.jpegs: LatestSlot[JpegRecord] = LatestSlot(depth=8)
         self.world = DemoWorld(self.frames, width, height, fps)
-        self.recorder = MjpegRecorder(record, fps) if record else None
+        self.recorder = open_recorder(record, fps) if record else None
         sink = _Tee(self.jpegs, self.recorder) if self.recorder else self.jpegs
-        self._readers = (self.frames.reader(), self.jpegs.reader())
-        self.encoder = EncodeLoop(self._readers[0], sink, mode, ControllerConfig(target_bps=target_bps, fps=fps))
-        self.server = StreamServer(self._readers[1], host=host, port=port, token=token)
+        self._readers = (self.frames.reader(), self.jpegs.reader(in_order=True))
+        video = H264Codec(width, height, H264Config(target_bps=target_bps, fps=fps)) if codec == "h264" else None
+        self.encoder = EncodeLoop(self._readers[0], sink, mode, ControllerConfig(target_bps=target_bps, fps=fps), video=video)
+        self.server = StreamServer(self._readers[1], host=host, port=port, token=token, control=self.encoder,
+                                   ssl_context=ssl_context)
         self.brain = DemoBrain(self.world, self.server)
         self.audio = DemoAudio(self.server)
         self.server.prompts = self.brain

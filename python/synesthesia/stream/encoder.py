@@ -1,4 +1,9 @@
-"""Adaptive JPEG encoding of the newest frame: the domain logic of the encode stage (encode process).
+"""Adaptive encoding of the newest frame: the domain logic of the encode stage (encode process).
+
+Two codecs behind one shape (``encode(frame, meta) -> record``, ``report() -> dict``): the JPEG
+path in this module and H.264 in :mod:`synesthesia.stream.h264`. With a video codec the loop
+encodes every frame with it and, only while some viewer cannot decode video (see
+:meth:`EncodeLoop.demand`), a nano JPEG beside it.
 
 :class:`EncodeLoop` reads the newest frame from a :class:`~synesthesia.stream.ports.FrameSource`
 (skipping, never queueing behind, and counting what it skipped), encodes it with the Rust kernels
@@ -197,6 +202,8 @@ class EncodeLoop:
         sink: RecordSink | None,
         mode: str = "nano",
         config: ControllerConfig | None = None,
+        video: Any = None,
+        jpeg_always: bool = False,
     ) -> None:
         if mode not in MODES:
             raise StreamConfigError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
@@ -208,6 +215,24 @@ class EncodeLoop:
         self.stats = EncodeStats()
         self._encoders: collections.OrderedDict[tuple[int, int], kernels.NanoEncoder] = collections.OrderedDict()
         self._last_frame: int | None = None
+        #: The video codec (an :class:`~synesthesia.stream.h264.H264Codec`) or None for JPEG only.
+        self.video = video
+        self._jpeg_until = 0.0
+        #: JPEG beside the video whether or not a viewer asks (an .avi recording wants it).
+        self.jpeg_always = jpeg_always
+
+    #: How long one "JPEG wanted" lasts without being repeated.
+    JPEG_DEMAND_S = 3.0
+
+    def demand(self, keyframe: bool = False, jpeg: bool = False, reason: str = "") -> None:
+        """What the viewers need (thread-safe): a key frame next, and/or JPEG beside the video."""
+        if keyframe and self.video is not None:
+            self.video.request_keyframe(reason or "viewer")
+        self._jpeg_until = time.monotonic() + self.JPEG_DEMAND_S if jpeg else 0.0
+
+    @property
+    def jpeg_wanted(self) -> bool:
+        return self.video is None or self.jpeg_always or time.monotonic() < self._jpeg_until
 
     def _encoder(self, scale: int, quality: int) -> kernels.NanoEncoder:
         key = (scale, quality)
@@ -246,14 +271,21 @@ class EncodeLoop:
         return JpegRecord(meta.frame, jpeg, w, h, self.mode, quality, scale, meta.trace_ids, t)
 
     def step(self, timeout: float = 0.1) -> JpegRecord | None:
+        """Encode the newest frame; returns the last record written (None if none)."""
         if self.source is None:
             raise StreamConfigError("source: this EncodeLoop was built without a frame source")
         got = self.source.latest(timeout)
         if got is None:
             return None
-        record = self.encode(*got)
-        if self.sink is not None:
-            self.sink.put(record)
+        record = None
+        if self.video is not None:
+            record = self.video.encode(*got)
+            if record is not None and self.sink is not None:
+                self.sink.put(record)
+        if self.jpeg_wanted:
+            record = self.encode(*got)
+            if self.sink is not None:
+                self.sink.put(record)
         return record
 
     def run(self, stop: threading.Event, timeout: float = 0.1) -> None:
@@ -262,12 +294,15 @@ class EncodeLoop:
 
     def report(self) -> dict[str, Any]:
         """The encoder's state as an event for the HUD and the logs."""
+        if self.video is not None:
+            return {**self.video.report(), "jpeg": self.jpeg_wanted}
         s, c = self.stats, self.controller
         times = np.asarray(s.encode_ns or [0], dtype=np.float64) / 1e6
         kbps = (sum(s.sizes) / len(s.sizes) * 8 * c.config.fps / 1e3) if s.sizes else 0.0
         last = c.decisions[-1] if c.decisions else None
         return {
             "type": "encode.stats",
+            "codec": "jpeg",
             "mode": self.mode,
             "quality": c.quality,
             "scale": c.scale,

@@ -12,11 +12,14 @@ Events coming *back* (transcripts, intents, encoder stats) are pushed into the s
 ``StreamServer.post_event``, which is thread-safe, so a bus subscriber thread can call it.
 
 :class:`LatestSlot` is the in-process stand-in for a ring: one writer, any number of readers, each
-reader always gets the newest value and counts how many it skipped. It never queues.
+reader always gets the newest value and counts how many it skipped. It never queues, except that
+a slot made with ``depth > 1`` keeps that many recent values for readers made with
+``in_order=True`` (the way the serve stage reads video records, which must not skip one).
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ __all__ = [
     "Prompt",
     "PromptSink",
     "AudioSink",
+    "EncoderControl",
     "LatestSlot",
     "SlotReader",
 ]
@@ -83,12 +87,19 @@ class AudioSink(Protocol):
         """16 kHz mono signed 16-bit samples; called on the server's event loop, must not block."""
 
 
+class EncoderControl(Protocol):
+    def demand(self, keyframe: bool = False, jpeg: bool = False, reason: str = "") -> None:
+        """Serve -> encode: a key frame next, and/or JPEG wanted beside the video. Called on the
+        server's event loop, so it must not block (a bus publish, or a flag in-process)."""
+
+
 class LatestSlot(Generic[T]):
     """One value at a time, overwritten by each ``put``; readers wake on every new value."""
 
-    def __init__(self) -> None:
+    def __init__(self, depth: int = 1) -> None:
         self._cond = threading.Condition()
         self._value: T | None = None
+        self._history: collections.deque[tuple[int, T]] = collections.deque(maxlen=max(1, depth))
         self._seq = 0
         self._closed = False
         self._fds: list[int] = []
@@ -97,6 +108,7 @@ class LatestSlot(Generic[T]):
         with self._cond:
             self._value = value
             self._seq += 1
+            self._history.append((self._seq, value))
             self._cond.notify_all()
             self._signal()
 
@@ -118,15 +130,16 @@ class LatestSlot(Generic[T]):
     def seq(self) -> int:
         return self._seq
 
-    def reader(self) -> SlotReader[T]:
-        return SlotReader(self)
+    def reader(self, in_order: bool = False) -> SlotReader[T]:
+        return SlotReader(self, in_order)
 
 
 class SlotReader(Generic[T]):
     """A cursor into a :class:`LatestSlot`; ``skipped`` counts values it never saw."""
 
-    def __init__(self, slot: LatestSlot[T]) -> None:
+    def __init__(self, slot: LatestSlot[T], in_order: bool = False) -> None:
         self._slot = slot
+        self._in_order = in_order
         self._seen = slot.seq
         self.skipped = 0
         self._fd: int | None = None
@@ -160,6 +173,12 @@ class SlotReader(Generic[T]):
                 return None
             if slot._seq == self._seen:
                 return None
+            if self._in_order:
+                for seq, value in slot._history:
+                    if seq > self._seen:
+                        self.skipped += seq - self._seen - 1
+                        self._seen = seq
+                        return value
             self.skipped += slot._seq - self._seen - 1
             self._seen = slot._seq
             return slot._value

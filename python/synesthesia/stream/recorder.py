@@ -1,4 +1,9 @@
-"""Recording the encoded stream to an MJPEG AVI file (serve process, or any record consumer).
+"""Recording the encoded stream without re-encoding (serve process, or any record consumer).
+
+:func:`open_recorder` picks by the file's suffix: ``.mp4`` takes the H.264 records
+(:class:`Mp4Recorder`, over the reusable :class:`H264Mp4Writer`), ``.avi`` the JPEG records
+(:class:`MjpegRecorder`). Each recorder ignores the other codec's records, so a run that sends
+both (video to most viewers, JPEG to one without a decoder) records one clean stream.
 
 AVI with the ``MJPG`` codec is what VLC, mpv, ffmpeg/ffplay, browsers' download previews and the
 Windows and macOS players open without asking; the JPEG records go in as they are, untouched.
@@ -14,11 +19,16 @@ import struct
 import threading
 from pathlib import Path
 from types import TracebackType
+from fractions import Fraction
 from typing import BinaryIO
 
+from synesthesia.errors import StreamConfigError
 from synesthesia.stream.records import JpegRecord
 
-__all__ = ["MjpegRecorder"]
+__all__ = ["MjpegRecorder", "Mp4Recorder", "H264Mp4Writer", "open_recorder", "RECORD_SUFFIXES"]
+
+#: suffix -> the codec a recording with it holds
+RECORD_SUFFIXES = {".avi": "jpeg", ".mp4": "h264"}
 
 _AVIF_HASINDEX = 0x10
 _AVIIF_KEYFRAME = 0x10
@@ -41,7 +51,7 @@ class MjpegRecorder:
 
     def put(self, record: JpegRecord) -> None:
         with self._lock:
-            if self._closed:
+            if self._closed or record.codec != "jpeg":
                 return
             if self._size is None:
                 self._size = (record.width, record.height)
@@ -104,3 +114,126 @@ class MjpegRecorder:
 
 def _chunk(fourcc: bytes, data: bytes) -> bytes:
     return fourcc + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
+
+
+class H264Mp4Writer:
+    """Mux H.264 Annex-B access units into an MP4 file as they are (no re-encoding).
+
+    ``write(au, key, t_ms)``: the first access unit written must be a key frame carrying SPS
+    and PPS (the muxer builds the ``avcC`` box from it; earlier delta frames are dropped and
+    counted). ``t_ms`` is the presentation time in milliseconds (None: frame count / fps); times
+    must increase. ``close`` writes the index; a file that was never closed is not playable,
+    so call it (or use ``with``). Usable on its own, e.g. for offline renders.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float = 25.0) -> None:
+        import av  # heavy; only recording processes pay for it
+
+        self.path = Path(path)
+        self.fps = fps
+        self.frames = 0
+        self.skipped = 0
+        self._av = av
+        self._container = av.open(str(self.path), "w", format="mp4")
+        self._stream = self._container.add_stream("h264", rate=Fraction(fps).limit_denominator(1001))
+        self._stream.width, self._stream.height = width, height
+        self._stream.time_base = Fraction(1, 1000)
+        self._started = False
+        self._last_pts = -1
+        self._closed = False
+
+    def write(self, access_unit: bytes | memoryview, key: bool, t_ms: int | None = None) -> bool:
+        """Append one access unit; returns False when it was dropped (a delta before the first key)."""
+        if self._closed:
+            raise ValueError(f"{self.path}: writer is closed")
+        if not self._started and not key:
+            self.skipped += 1
+            return False
+        self._started = True
+        pts = round(self.frames * 1000 / self.fps) if t_ms is None else int(t_ms)
+        pts = max(pts, self._last_pts + 1)
+        self._last_pts = pts
+        packet = self._av.Packet(bytes(access_unit))
+        packet.stream = self._stream
+        packet.time_base = Fraction(1, 1000)
+        packet.pts = packet.dts = pts
+        packet.is_keyframe = key
+        self._container.mux(packet)
+        self.frames += 1
+        return True
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._container.close()
+
+    def __enter__(self) -> H264Mp4Writer:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+class Mp4Recorder:
+    """``put`` H.264 records (a record sink); JPEG records are ignored. Times come from the
+    records' ``encoded`` stamps, so skipped frames keep the clip's real pace. After a gap in the
+    stream (a record this reader never saw) nothing is written until the next key frame."""
+
+    def __init__(self, path: str | Path, fps: float = 25.0) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self._writer: H264Mp4Writer | None = None
+        self._lock = threading.Lock()
+        self._t0: int | None = None
+        self._seq: int | None = None
+        self._lost = False
+        self._closed = False
+        # Created at once so a bad path fails at start, not at the first frame.
+        self.path.open("wb").close()
+
+    @property
+    def frames(self) -> int:
+        return 0 if self._writer is None else self._writer.frames
+
+    def put(self, record: JpegRecord) -> None:
+        with self._lock:
+            if self._closed or record.codec != "h264":
+                return
+            if self._seq is not None and record.seq != (self._seq + 1) & 0xFFFFFFFF:
+                self._lost = True
+            self._seq = record.seq
+            if self._lost and not record.key:
+                return
+            self._lost = False
+            if self._writer is None:
+                if not record.key:
+                    return
+                self._writer = H264Mp4Writer(self.path, record.width, record.height, self.fps)
+            encoded = record.t.get("encoded")
+            t_ms = None
+            if encoded is not None:
+                self._t0 = encoded if self._t0 is None else self._t0
+                t_ms = (encoded - self._t0) // 1_000_000
+            self._writer.write(record.jpeg, record.key, t_ms)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._writer is not None:
+                self._writer.close()
+
+    def __enter__(self) -> Mp4Recorder:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def open_recorder(path: str | Path, fps: float = 25.0) -> MjpegRecorder | Mp4Recorder:
+    """The recorder for ``path``'s suffix (``.mp4``: H.264, ``.avi``: MJPEG)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".mp4":
+        return Mp4Recorder(path, fps)
+    if suffix == ".avi":
+        return MjpegRecorder(path, fps)
+    raise StreamConfigError(f"record: {path}: the suffix must be .mp4 (H.264) or .avi (MJPEG)")

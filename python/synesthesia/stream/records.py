@@ -1,6 +1,8 @@
-"""What travels between world -> encode -> serve: frame metadata and JPEG records (any process).
+"""What travels between world -> encode -> serve: frame metadata and encoded records (any process).
 
-A :class:`JpegRecord` is one encoded picture with the frame number it came from, the trace ids it
+A :class:`JpegRecord` is one encoded picture (a JPEG file, or an H.264 access unit when its
+``codec`` is ``"h264"``; ``key`` marks pictures a decoder can start at, ``seq`` numbers the
+pictures of one codec's stream so a gap is seen) with the frame number it came from, the trace ids it
 answers to and the monotonic timestamps (``time.monotonic_ns``, CLOCK_MONOTONIC, so comparable
 across processes on one host) of every hop it has passed. :meth:`JpegRecord.pack` gives the
 byte layout written into a byte-ring slot; :meth:`JpegRecord.unpack` reads it back, copying
@@ -15,19 +17,22 @@ from typing import Any
 
 from synesthesia.errors import RecordFormatError
 
-__all__ = ["HOPS", "MODES", "FrameMeta", "JpegRecord"]
+__all__ = ["HOPS", "MODES", "CODECS", "FrameMeta", "JpegRecord"]
 
 #: Timestamps a record can carry, in pipeline order. ``encode_start`` and ``encoded`` are set
 #: by the encoder; the earlier ones are copied from the frame's metadata when present.
 HOPS = ("captured", "speech_end", "transcript", "intent", "applied", "rendered", "encode_start", "encoded")
 #: Encoder modes, by wire code.
 MODES = ("nano", "preview", "full")
+#: Codecs, by wire code.
+CODECS = ("jpeg", "h264")
 
 _MAGIC = b"SJPG"
-_VERSION = 1
+_VERSION = 2
 # magic, version, header length, frame, width, height, quality, scale, mode, trace count,
-# hop-present bitmask, payload length; then one u64 per hop and one u64 per trace id.
-_HEAD = struct.Struct("<4sHHQHHBBBBHI")
+# hop-present bitmask, payload length, codec, flags (bit 0: key), stream sequence; then one u64
+# per hop and one u64 per trace id.
+_HEAD = struct.Struct("<4sHHQHHBBBBHIBBI")
 _MAX_TRACES = 16
 
 
@@ -42,7 +47,7 @@ class FrameMeta:
 
 @dataclass(frozen=True, slots=True)
 class JpegRecord:
-    """One complete JPEG file and where it came from."""
+    """One complete encoded picture (a JPEG file or an H.264 access unit) and where it came from."""
 
     frame: int
     jpeg: bytes | memoryview
@@ -53,6 +58,9 @@ class JpegRecord:
     scale: int
     trace_ids: tuple[int, ...] = ()
     t: dict[str, int] = field(default_factory=dict)
+    codec: str = "jpeg"
+    key: bool = True
+    seq: int = 0
 
     def pack(self) -> bytes:
         return b"".join((self._header(), self.jpeg))
@@ -69,6 +77,8 @@ class JpegRecord:
         return n
 
     def _header(self) -> bytes:
+        if self.codec not in CODECS:
+            raise RecordFormatError(f"codec: expected one of {CODECS}, got {self.codec!r}")
         if self.mode not in MODES:
             raise RecordFormatError(f"mode: expected one of {MODES}, got {self.mode!r}")
         if len(self.trace_ids) > _MAX_TRACES:
@@ -86,6 +96,7 @@ class JpegRecord:
         head = _HEAD.pack(
             _MAGIC, _VERSION, _HEAD.size + len(tail), self.frame, self.width, self.height, self.quality,
             self.scale, MODES.index(self.mode), len(self.trace_ids), mask, len(self.jpeg),
+            CODECS.index(self.codec), int(self.key), self.seq & 0xFFFFFFFF,
         )
         return head + tail
 
@@ -95,13 +106,13 @@ class JpegRecord:
         view = memoryview(data)
         if len(view) < _HEAD.size:
             raise RecordFormatError(f"record too short: {len(view)} bytes, header needs {_HEAD.size}")
-        magic, version, head_len, frame, w, h, q, scale, mode, ntrace, mask, n = _HEAD.unpack_from(view)
+        magic, version, head_len, frame, w, h, q, scale, mode, ntrace, mask, n, codec, flags, seq = _HEAD.unpack_from(view)
         if magic != _MAGIC:
             raise RecordFormatError(f"bad magic {bytes(magic)!r}, expected {_MAGIC!r}")
         if version != _VERSION:
             raise RecordFormatError(f"record layout version {version}, this build reads {_VERSION}")
         nstamps = bin(mask).count("1")
-        if head_len != _HEAD.size + 8 * (nstamps + ntrace) or mode >= len(MODES) or len(view) < head_len + n:
+        if head_len != _HEAD.size + 8 * (nstamps + ntrace) or mode >= len(MODES) or codec >= len(CODECS) or len(view) < head_len + n:
             raise RecordFormatError(f"inconsistent header (header {head_len} B, payload {n} B, buffer {len(view)} B)")
         values = struct.unpack_from(f"<{nstamps + ntrace}Q", view, _HEAD.size)
         hops = [hop for i, hop in enumerate(HOPS) if mask >> i & 1]
@@ -109,7 +120,7 @@ class JpegRecord:
         return cls(
             frame=frame, jpeg=payload if isinstance(data, memoryview) else bytes(payload), width=w, height=h,
             mode=MODES[mode], quality=q, scale=scale, trace_ids=tuple(values[nstamps:]),
-            t=dict(zip(hops, values[:nstamps])),
+            t=dict(zip(hops, values[:nstamps])), codec=CODECS[codec], key=bool(flags & 1), seq=seq,
         )
 
     def wire_meta(self, **extra: Any) -> dict[str, Any]:
@@ -118,6 +129,7 @@ class JpegRecord:
             "type": "frame", "frame": self.frame, "bytes": len(self.jpeg), "width": self.width,
             "height": self.height, "mode": self.mode, "quality": self.quality, "scale": self.scale,
             "trace": [str(t) for t in self.trace_ids], "t": dict(self.t),
+            "codec": self.codec, "key": self.key, "seq": self.seq,
         }
         meta.update(extra)
         return meta

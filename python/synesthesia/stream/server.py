@@ -9,12 +9,17 @@ Wire protocol on ``/ws`` (documented for the viewer and for plain clients):
 
 server -> client
   - a text message ``{"type": "frame", "frame": N, "bytes": B, "width", "height", "mode",
-    "quality", "scale", "trace": [...], "t": {hop: monotonic ns}, "served": ns}`` immediately
-    followed by one binary message holding that complete JPEG file (B bytes); trace ids, here
-    and in every event, are decimal strings (64-bit ids do not survive a JavaScript number);
+    "quality", "scale", "trace": [...], "t": {hop: monotonic ns}, "codec", "key", "seq",
+    "served": ns}`` immediately followed by one binary message holding that picture (B bytes):
+    a complete JPEG file when ``codec`` is ``"jpeg"``, one H.264 Annex-B access unit when it is
+    ``"h264"`` (``key``: an IDR with SPS/PPS in front, where a decoder can start). Trace ids,
+    here and in every event, are decimal strings (64-bit ids do not survive a JavaScript number);
   - text events: ``hello`` (once, with the protocol version), ``transcript``, ``intent``, ``hud`` (once a second), ``error``
     and whatever else is posted with :meth:`StreamServer.post_event`.
 client -> server (text JSON, at most 64 KiB)
+  - ``{"type": "hello", "codecs": ["h264", "jpeg"]}`` what the page can decode; without it a
+    client gets JPEG. A client that can decode H.264 gets it whenever the stream carries it;
+  - ``{"type": "resync"}`` the page's decoder lost its place: nothing more until a key frame;
   - ``{"type": "prompt", "text": "..."}`` a typed prompt, handed to the prompt sink;
   - ``{"type": "ack", "frame": N}`` after drawing frame N (display latency is measured from it);
   - ``{"type": "mic", "state": "start", "rate": 16000, "format": "s16le"}`` / ``"stop"``; between
@@ -23,7 +28,11 @@ Anything else is answered with an ``error`` event, counted and logged; the socke
 
 Each client has one pending-frame slot: a newer frame replaces an unsent one (counted as a drop
 for that client), so a stalled client costs one slot and the transport's bounded buffer, and
-never slows the others. Binding beyond loopback requires an access token (``?token=`` on the
+never slows the others. A delta frame cannot replace another (the decoder needs every one since
+the last key frame): H.264 records queue in order, a few at most, and an H.264 client that falls
+behind (that queue full, or more than half a second of its stream still in the socket buffers),
+and one that joins, gets nothing until the next key frame, which the server asks the encoder for
+at once (``control``). Binding beyond loopback requires an access token (``?token=`` on the
 page and the socket URL, or ``Authorization: Bearer``).
 """
 
@@ -31,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import fcntl
 import hmac
 import ipaddress
 import itertools
@@ -38,6 +48,9 @@ import json
 import logging
 import secrets
 import socket
+import ssl
+import struct
+import termios
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,7 +62,7 @@ from aiohttp import WSMsgType, web
 
 from synesthesia import tracing
 from synesthesia.errors import StreamConfigError
-from synesthesia.stream.ports import AudioSink, Prompt, PromptSink, RecordSource
+from synesthesia.stream.ports import AudioSink, EncoderControl, Prompt, PromptSink, RecordSource
 from synesthesia.stream.records import JpegRecord
 
 __all__ = ["StreamServer", "is_loopback"]
@@ -60,7 +73,18 @@ MAX_MESSAGE = 1 << 16
 MAX_PROMPT = 500
 PCM_RATE = 16000
 #: Bumped when a message changes shape; sent in the "hello" event.
-PROTOCOL = 2  # 2: trace ids travel as decimal strings
+PROTOCOL = 3  # 2: trace ids travel as decimal strings; 3: codec negotiation, H.264 frames
+#: Codecs a page may name in its hello.
+CLIENT_CODECS = ("h264", "jpeg")
+#: How long the stream counts as carrying video after its last H.264 record.
+VIDEO_LIVE_S = 1.0
+#: A video client with more than this much of the stream still queued towards it (in the
+#: server's buffer and the kernel's, sent or not yet acknowledged) is behind: it skips to the
+#: next key frame instead of watching the past.
+BEHIND_S = 0.5
+BEHIND_MIN_BYTES = 32 * 1024
+#: Most H.264 records waiting for one client's socket before it counts as behind.
+VIDEO_QUEUE = 8
 _EVENT_BACKLOG = 64
 _trace_ids = itertools.count(1 << 32)
 
@@ -81,15 +105,23 @@ class _Client:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     transport: asyncio.Transport | None = None
     pending: tuple[JpegRecord, str, bytes] | None = None
+    #: H.264 records not yet sent, oldest first.
+    video: list[tuple[JpegRecord, str, bytes]] = field(default_factory=list)
     events: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=_EVENT_BACKLOG))
     sent_at: collections.OrderedDict[int, int] = field(default_factory=collections.OrderedDict)
     mic: bool = False
+    codecs: frozenset[str] = frozenset({"jpeg"})
+    #: An H.264 client waits for a key frame (just joined, fell behind, or its decoder failed).
+    need_key: bool = True
     frames: int = 0
     bytes: int = 0
     dropped: int = 0
     malformed: int = 0
     window: collections.deque[tuple[int, int]] = field(default_factory=lambda: collections.deque(maxlen=256))
     display_ns: collections.deque[int] = field(default_factory=lambda: collections.deque(maxlen=64))
+    #: encoded -> the page's ack of that frame (drawn), per frame: the codec comparison's figure.
+    encoded_at: collections.OrderedDict[int, int] = field(default_factory=collections.OrderedDict)
+    shown_ns: collections.deque[int] = field(default_factory=lambda: collections.deque(maxlen=1024))
 
 
 class StreamServer:
@@ -104,6 +136,8 @@ class StreamServer:
         host: str = "127.0.0.1",
         port: int = 8765,
         token: str | None = None,
+        control: EncoderControl | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise StreamConfigError(f"port: must be 0..65535, got {port}")
@@ -112,6 +146,8 @@ class StreamServer:
         self.records = records
         self.prompts = prompts
         self.audio = audio
+        self.control = control
+        self.ssl_context = ssl_context
         self.host = host
         self.port = port
         # Loopback needs no token unless one was asked for; anything else always has one.
@@ -133,6 +169,9 @@ class StreamServer:
         # trace bookkeeping: hop -> trace ids already stamped; frame -> its trace ids (for acks)
         self._traced: dict[str, collections.OrderedDict[int, None]] = {}
         self._frame_traces: collections.OrderedDict[int, tuple[int, ...]] = collections.OrderedDict()
+        self._video_seq: int | None = None
+        self._video_at = 0.0
+        self.keyframe_requests = 0
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -149,13 +188,14 @@ class StreamServer:
         host = socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host
         host = f"[{host}]" if ":" in host else host
         query = f"/?token={self.token}" if self.token else "/"
-        return f"http://{host}:{self.port}{query}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}{query}"
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         if self.port == 0 and self._runner.addresses:
             self.port = int(self._runner.addresses[0][1])
@@ -172,8 +212,8 @@ class StreamServer:
 
     def _on_ready(self) -> None:
         assert self.records is not None
-        record = self.records.latest(0.0)
-        if record is not None:
+        # Drain: an in-order source (video) may hold several records per wake-up.
+        while (record := self.records.latest(0.0)) is not None:
             self.publish(record)
 
     async def stop(self) -> None:
@@ -226,16 +266,84 @@ class StreamServer:
             self._frame_traces[record.frame] = tuple(record.trace_ids)
             if len(self._frame_traces) > 256:
                 self._frame_traces.popitem(last=False)
+        video = record.codec == "h264"
+        if video:
+            gap = self._video_seq is not None and record.seq != (self._video_seq + 1) & 0xFFFFFFFF
+            self._video_seq = record.seq
+            self._video_at = time.monotonic()
+            if gap:
+                # A record never reached us (the ring lapped this reader): every decoder is lost.
+                for client in self.clients:
+                    client.need_key = True
         if not self.clients:
             return
         # Serialised once for every client; "served" is when the serve stage got the record.
         meta = json.dumps(record.wire_meta(served=time.monotonic_ns()), separators=(",", ":"))
         item = (record, meta, bytes(record.jpeg))
+        want_key = ""
         for client in self.clients:
+            if (self._codec_for(client) == "h264") != video:
+                continue
+            if video:
+                behind = self._behind(client) or len(client.video) >= VIDEO_QUEUE
+                if behind or record.key:
+                    # A client behind should not watch the past, and a key frame makes what is
+                    # queued before it worthless: skip to the key frame.
+                    client.dropped += len(client.video)
+                    client.video.clear()
+                    client.need_key = client.need_key or behind
+                if client.need_key and (behind or not record.key):
+                    client.dropped += 1
+                    if not behind:  # asked for once it has caught up, so that it can use it
+                        want_key = want_key or f"client {client.id} waits for a key frame"
+                    continue
+                client.need_key = False
+                # Deltas queue (in order, a few at most): each one is needed to decode the next.
+                client.video.append(item)
+                client.wake.set()
+                continue
             if client.pending is not None:
                 client.dropped += 1
             client.pending = item
             client.wake.set()
+        if want_key:
+            self._request(keyframe=True, reason=want_key)
+
+    @staticmethod
+    def _behind(client: _Client) -> bool:
+        """Whether more than :data:`BEHIND_S` of this client's stream is still queued."""
+        transport = client.transport
+        if transport is None:
+            return False
+        queued = transport.get_write_buffer_size()
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                queued += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+            except OSError:
+                pass  # not a TCP socket on Linux: the server's own buffer is what we know
+        now = time.monotonic_ns()
+        rate = sum(n for t, n in client.window if now - t < 2_000_000_000) / 2.0
+        return queued > max(BEHIND_MIN_BYTES, BEHIND_S * rate)
+
+    def _video_live(self) -> bool:
+        return self._video_seq is not None and time.monotonic() - self._video_at < VIDEO_LIVE_S
+
+    def _codec_for(self, client: _Client) -> str:
+        return "h264" if "h264" in client.codecs and self._video_live() else "jpeg"
+
+    def _jpeg_needed(self) -> bool:
+        return any("h264" not in c.codecs for c in self.clients)
+
+    def _request(self, keyframe: bool = False, reason: str = "") -> None:
+        """Tell the encoder what the viewers need now (no-op without a control port)."""
+        if self.control is None:
+            return
+        self.keyframe_requests += keyframe
+        try:
+            self.control.demand(keyframe=keyframe, jpeg=self._jpeg_needed(), reason=reason)
+        except Exception:  # the control path is advisory: a failure must not cost a frame
+            log.warning("encoder request failed", exc_info=True)
 
     def post_event(self, event: dict[str, Any]) -> None:
         """Send an event to every viewer. Thread-safe: bus subscribers call it from their thread."""
@@ -270,27 +378,37 @@ class StreamServer:
             client.wake.clear()
             while client.events and not ws.closed:
                 await ws.send_str(client.events.popleft())
+            while client.video and not ws.closed:
+                await self._send_frame(client, client.video.pop(0))
             item, client.pending = client.pending, None
-            if item is None or ws.closed:
-                continue
-            record, meta, jpeg = item
-            await ws.send_str(meta)
-            await ws.send_bytes(jpeg)
-            done = time.monotonic_ns()
-            encoded = record.t.get("encoded")
-            if encoded is not None:
-                self.wire_ns.append(done - encoded)
-            self._trace_hop("sent", record.trace_ids, done)
-            client.frames += 1
-            client.bytes += len(record.jpeg)
-            client.window.append((done, len(record.jpeg)))
-            client.sent_at[record.frame] = done
-            if len(client.sent_at) > 128:
-                client.sent_at.popitem(last=False)
+            if item is not None and not ws.closed:
+                await self._send_frame(client, item)
+
+    async def _send_frame(self, client: _Client, item: tuple[JpegRecord, str, bytes]) -> None:
+        record, meta, data = item
+        await client.ws.send_str(meta)
+        await client.ws.send_bytes(data)
+        done = time.monotonic_ns()
+        encoded = record.t.get("encoded")
+        if encoded is not None:
+            self.wire_ns.append(done - encoded)
+        self._trace_hop("sent", record.trace_ids, done)
+        client.frames += 1
+        client.bytes += len(record.jpeg)
+        client.window.append((done, len(record.jpeg)))
+        client.sent_at[record.frame] = done
+        if len(client.sent_at) > 128:
+            client.sent_at.popitem(last=False)
+        if encoded is not None:
+            client.encoded_at[record.frame] = encoded
+            if len(client.encoded_at) > 128:
+                client.encoded_at.popitem(last=False)
 
     async def _hud_ticker(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            # Repeated every second: an encoder that restarted learns what the viewers need.
+            self._request(keyframe=False, reason="periodic")
             now = time.monotonic_ns()
             wire = np.asarray(self.wire_ns or [0], dtype=np.float64)[-256:] / 1e6
             for client in self.clients:
@@ -304,6 +422,7 @@ class StreamServer:
                     "fps": round((len(recent) - 1) / span, 1) if span > 0 else 0.0,
                     "kbps": round(sum(n for _, n in recent[1:]) * 8 / span / 1e3, 1) if span > 0 else 0.0,
                     "dropped": client.dropped,
+                    "codec": self._codec_for(client),
                     "encoder": self._encode_stats,
                     "latency_ms": {
                         "encoded_to_wire_p99": round(float(np.percentile(wire, 99)), 3),
@@ -363,6 +482,7 @@ class StreamServer:
         client = _Client(id=f"c{next(self._ids)}", ws=ws, transport=request.transport)
         self._queue(client, json.dumps({"type": "hello", "protocol": PROTOCOL, "client": client.id, "pcm_rate": PCM_RATE}))
         self.clients.add(client)
+        self._request(reason=f"client {client.id} connected")  # JPEG until its hello says more
         sender = asyncio.create_task(self._sender(client))
         log.info("client %s connected from %s (%d connected)", client.id, request.remote, len(self.clients))
         try:
@@ -399,7 +519,18 @@ class StreamServer:
         if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
             return self._malformed(client, "expected a JSON object with a string 'type'")
         kind = msg["type"]
-        if kind == "prompt":
+        if kind == "hello":
+            codecs = msg.get("codecs")
+            if not isinstance(codecs, list) or not all(isinstance(c, str) for c in codecs):
+                return self._malformed(client, "hello: 'codecs' must be a list of strings")
+            client.codecs = frozenset(c for c in codecs if c in CLIENT_CODECS) or frozenset({"jpeg"})
+            client.need_key = True
+            log.info("client %s decodes %s", client.id, ", ".join(sorted(client.codecs)))
+            self._request(keyframe="h264" in client.codecs, reason=f"client {client.id} joined")
+        elif kind == "resync":
+            client.need_key = True
+            self._request(keyframe=True, reason=f"client {client.id} resynchronises")
+        elif kind == "prompt":
             text = msg.get("text")
             if not isinstance(text, str) or not text.strip():
                 return self._malformed(client, "prompt: 'text' must be a non-empty string")
@@ -418,6 +549,9 @@ class StreamServer:
             if sent is not None:
                 # Includes the ack's trip back: an upper bound, measured rather than guessed.
                 client.display_ns.append(time.monotonic_ns() - sent)
+            encoded = client.encoded_at.get(frame)
+            if encoded is not None:
+                client.shown_ns.append(time.monotonic_ns() - encoded)
         elif kind == "mic":
             state = msg.get("state")
             if state == "start":

@@ -1,6 +1,8 @@
 // The viewer page's logic (runs in the browser). Protocol: see synesthesia/stream/server.py.
-// Frames arrive as a JSON "frame" text message followed by the JPEG as a binary message; the
-// newest decoded frame is drawn and acknowledged. State is kept on window.synesthesia so that
+// Frames arrive as a JSON "frame" text message followed by the picture as a binary message: a
+// JPEG (decoded with createImageBitmap, newest first) or an H.264 access unit (decoded in order
+// by WebCodecs' VideoDecoder, which the page announces in its hello when the browser has it).
+// Every drawn frame is acknowledged. State is kept on window.synesthesia so that
 // the real-browser tests (and a curious person in the console) can read it.
 "use strict";
 (() => {
@@ -11,7 +13,15 @@
   const state = (window.synesthesia = {
     connected: false, framesReceived: 0, framesDrawn: 0, framesSkipped: 0, lastDrawn: -1,
     bytes: 0, events: [], errors: [], hud: null, mic: "off", micChunks: 0,
+    codecs: ["jpeg"], codec: null, keyFrames: 0, resyncs: 0, decodeErrors: 0,
+    openedAt: null, joinMs: null,  // socket open -> first frame drawn, for this connection
   });
+  // H.264 as the server sends it: Annex B (no description), High profile, level 3.1.
+  const AVC = { codec: "avc1.64001F", optimizeForLatency: true, hardwareAcceleration: "no-preference" };
+  let decoder = null;
+  let waitKey = true;     // a decoder starts at a key chunk, and again after any loss
+  const inflight = new Map();  // chunk timestamp -> frame meta, until its VideoFrame comes out
+  let chunkTime = 0;
   let ws = null;
   let pendingMeta = null;
   let decoding = false;
@@ -45,10 +55,7 @@
       }
       ctx.drawImage(bitmap, 0, 0);
       bitmap.close();
-      state.framesDrawn++;
-      state.lastDrawn = meta ? meta.frame : -1;
-      drawTimes.push(performance.now());
-      if (meta) send({ type: "ack", frame: meta.frame });
+      drawn(meta);
     } catch (err) {
       state.errors.push(String(err));
     } finally {
@@ -57,11 +64,97 @@
     }
   }
 
+  function probeCodecs() {
+    // The page says what it can decode; the server sends H.264 only to pages that can.
+    if (typeof VideoDecoder === "undefined") return Promise.resolve(["jpeg"]);
+    return VideoDecoder.isConfigSupported(AVC)
+      .then((r) => (r.supported ? ["h264", "jpeg"] : ["jpeg"]))
+      .catch(() => ["jpeg"]);
+  }
+
+  function drawVideoFrame(frame) {
+    const meta = inflight.get(frame.timestamp) || null;
+    inflight.delete(frame.timestamp);
+    try {
+      if (canvas.width !== frame.displayWidth || canvas.height !== frame.displayHeight) {
+        canvas.width = frame.displayWidth;
+        canvas.height = frame.displayHeight;
+      }
+      ctx.drawImage(frame, 0, 0);
+    } finally {
+      frame.close();
+    }
+    drawn(meta);
+  }
+
+  function drawn(meta) {
+    state.framesDrawn++;
+    state.lastDrawn = meta ? meta.frame : -1;
+    const now = performance.now();
+    drawTimes.push(now);
+    if (state.joinMs === null && state.openedAt !== null) state.joinMs = now - state.openedAt;
+    if (meta) send({ type: "ack", frame: meta.frame });
+  }
+
+  function resync(reason) {
+    // Anything wrong with the video (a decode error, a gap in the sequence): drop the decoder's
+    // state, ask for a key frame and draw nothing until it comes.
+    state.resyncs++;
+    state.errors.push(`video: ${reason}`);
+    waitKey = true;
+    inflight.clear();
+    if (decoder && decoder.state !== "closed") { try { decoder.close(); } catch (e) { /* closed already */ } }
+    decoder = null;
+    send({ type: "resync" });
+  }
+
+  function makeDecoder() {
+    const d = new VideoDecoder({
+      output: drawVideoFrame,
+      error: (e) => { state.decodeErrors++; if (decoder === d) resync(String(e)); },
+    });
+    d.configure(AVC);
+    return d;
+  }
+
+  let lastSeq = null;
+  function onVideo(meta, data) {
+    if (meta.seq !== undefined && lastSeq !== null && meta.seq !== lastSeq + 1 && !meta.key && !waitKey) {
+      resync(`gap ${lastSeq} -> ${meta.seq}`);
+    }
+    lastSeq = meta.seq;
+    if (waitKey) {
+      if (!meta.key) { state.framesSkipped++; return; }
+      waitKey = false;
+    }
+    if (!decoder || decoder.state === "closed") decoder = makeDecoder();
+    if (meta.key) state.keyFrames++;
+    if (decoder.decodeQueueSize > 8) {
+      // The page itself cannot keep up (a slow machine, a background tab): rather than show
+      // the past, drop what is queued and start again at a key frame.
+      state.framesSkipped += decoder.decodeQueueSize;
+      resync("decoder behind");
+      return;
+    }
+    chunkTime += 40000;
+    inflight.set(chunkTime, meta);
+    if (inflight.size > 64) inflight.delete(inflight.keys().next().value);
+    try {
+      decoder.decode(new EncodedVideoChunk({ type: meta.key ? "key" : "delta", timestamp: chunkTime, data }));
+    } catch (err) {
+      state.decodeErrors++;
+      resync(String(err));
+    }
+  }
+
   function onEvent(ev) {
     state.events.push(ev);
     if (state.events.length > 200) state.events.shift();
     switch (ev.type) {
-      case "hello": $("status").textContent = `connected as ${ev.client}`; break;
+      case "hello":
+        $("status").textContent = `connected as ${ev.client}`;
+        send({ type: "hello", codecs: state.codecs });
+        break;
       case "transcript": addLine("transcript", `${ev.source === "typed" ? "typed" : "heard"}: ${ev.text}`); break;
       case "intent": addLine("intents", `${ev.intent} (${Number(ev.weight).toFixed(2)}) — ${ev.prompt || ""}`); break;
       case "hud": state.hud = ev; break;
@@ -87,7 +180,7 @@
     $("hud").textContent = [
       `fps ${fps.toFixed(1)} drawn · ${(bytes * 8 / 2000).toFixed(0)} kbps in`,
       `dropped: server ${h.dropped ?? 0} · encoder ${e.dropped ?? 0} · page ${state.framesSkipped}`,
-      `encoder ${e.mode ?? "?"} q${e.quality ?? "?"} 1/${e.scale ?? "?"} · ${e.kbps ?? "?"}/${e.target_kbps ?? "?"} kbps · ${e.encode_ms_p50 ?? "?"} ms`,
+      `${state.codec ?? "?"} · encoder ${e.codec ?? ""} ${e.mode ?? "?"} q${e.quality ?? "?"} 1/${e.scale ?? "?"} · ${e.kbps ?? "?"}/${e.target_kbps ?? "?"} kbps · ${e.encode_ms_p50 ?? "?"} ms`,
       `latency ms: speech→intent ${ms("speech_end", "intent")} · typed→intent ${ms("transcript", "intent")} · intent→frame ${ms("intent", "rendered")}`,
       `  frame→encoded ${ms("rendered", "encoded")} · encoded→wire p99 ${lat.encoded_to_wire_p99 ?? "–"} · wire→shown ${lat.wire_to_displayed_p50 ?? "–"}`,
     ].join("\n");
@@ -97,7 +190,9 @@
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     ws = new WebSocket(`${proto}//${location.host}/ws${token ? `?token=${encodeURIComponent(token)}` : ""}`);
     ws.binaryType = "arraybuffer";
-    ws.onopen = () => { state.connected = true; };
+    waitKey = true;  // a new connection starts a new video stream
+    lastSeq = null;
+    ws.onopen = () => { state.connected = true; state.openedAt = performance.now(); state.joinMs = null; };
     ws.onclose = () => {
       state.connected = false;
       $("status").textContent = "disconnected; retrying…";
@@ -114,14 +209,17 @@
       state.framesReceived++;
       state.bytes += msg.data.byteLength;
       recvLog.push([performance.now(), msg.data.byteLength]);
-      if (newest) state.framesSkipped++;
-      newest = { meta: pendingMeta, blob: new Blob([msg.data], { type: "image/jpeg" }) };
+      const meta = pendingMeta;
+      pendingMeta = null;
+      state.codec = (meta && meta.codec) || "jpeg";
       // Frames keep their trace until the next one; the first frame seen with a new trace is
       // the one whose hop timestamps give the per-stage latencies.
-      const tr = pendingMeta && pendingMeta.trace && pendingMeta.trace.length ? pendingMeta.trace.join() : null;
-      if (tr !== null && (!state.lastTraced || state.lastTraced.trace.join() !== tr)) state.lastTraced = pendingMeta;
-      state.lastMeta = pendingMeta;
-      pendingMeta = null;
+      const tr = meta && meta.trace && meta.trace.length ? meta.trace.join() : null;
+      if (tr !== null && (!state.lastTraced || state.lastTraced.trace.join() !== tr)) state.lastTraced = meta;
+      state.lastMeta = meta;
+      if (meta && meta.codec === "h264") { onVideo(meta, msg.data); return; }
+      if (newest) state.framesSkipped++;
+      newest = { meta, blob: new Blob([msg.data], { type: "image/jpeg" }) };
       drawNewest();
     };
   }
@@ -171,5 +269,5 @@
   state.toggleMic = () => $("mic").click();
 
   setInterval(renderHud, 500);
-  connect();
+  probeCodecs().then((codecs) => { state.codecs = codecs; connect(); });
 })();

@@ -11,6 +11,7 @@ pub mod resize;
 pub mod ring;
 pub mod simd;
 pub mod world;
+pub mod yuv;
 
 pub use error::{Error, Result};
 pub use image::{ImageView, ImageViewMut};

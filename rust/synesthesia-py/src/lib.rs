@@ -12,6 +12,7 @@ use pyo3::types::{PyBytes, PyType};
 use synesthesia_core::jpeg::{self, EncodeOptions, QuantTables, Subsampling};
 use synesthesia_core::nano::NanoEncoder as CoreNano;
 use synesthesia_core::resize::{self, Method};
+use synesthesia_core::yuv;
 use synesthesia_core::{Error, ImageView, ImageViewMut, SimdLevel};
 
 mod ring;
@@ -158,6 +159,38 @@ fn quality_tables(py: Python<'_>, quality: u8) -> PyResult<(Vec<u16>, Vec<u16>)>
 fn turbo_tables() -> (Vec<u16>, Vec<u16>) {
     let t = QuantTables::turbo();
     (t.luma.to_vec(), t.chroma.to_vec())
+}
+
+/// RGB(A) -> I420 into `out` (a contiguous uint8 buffer of `w*h*3/2` bytes), GIL released.
+#[pyfunction]
+#[pyo3(signature = (img, out, simd=None))]
+fn rgb_to_i420_into(
+    py: Python<'_>,
+    img: PyReadonlyArrayDyn<'_, u8>,
+    mut out: numpy::PyReadwriteArrayDyn<'_, u8>,
+    simd: Option<&str>,
+) -> PyResult<()> {
+    let level = parse_simd(py, simd)?;
+    let src = image(py, "img", &img)?;
+    let dst = writable_bytes(&mut out);
+    detached(py, || yuv::rgb_to_i420(&src, dst, level))
+}
+
+/// RGB(A) -> I420 into three separate contiguous planes (e.g. an encoder's picture), GIL released.
+#[pyfunction]
+#[pyo3(signature = (img, y, u, v, simd=None))]
+fn rgb_to_i420_planes_into(
+    py: Python<'_>,
+    img: PyReadonlyArrayDyn<'_, u8>,
+    mut y: numpy::PyReadwriteArrayDyn<'_, u8>,
+    mut u: numpy::PyReadwriteArrayDyn<'_, u8>,
+    mut v: numpy::PyReadwriteArrayDyn<'_, u8>,
+    simd: Option<&str>,
+) -> PyResult<()> {
+    let level = parse_simd(py, simd)?;
+    let src = image(py, "img", &img)?;
+    let (y, u, v) = (writable_bytes(&mut y), writable_bytes(&mut u), writable_bytes(&mut v));
+    detached(py, || yuv::rgb_to_i420_planes(&src, y, u, v, level))
 }
 
 fn writable_bytes<'a>(out: &'a mut numpy::PyReadwriteArrayDyn<'_, u8>) -> &'a mut [u8] {
@@ -316,6 +349,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resize_into, m)?)?;
     m.add_function(wrap_pyfunction!(quality_tables, m)?)?;
     m.add_function(wrap_pyfunction!(turbo_tables, m)?)?;
+    m.add_function(wrap_pyfunction!(rgb_to_i420_into, m)?)?;
+    m.add_function(wrap_pyfunction!(rgb_to_i420_planes_into, m)?)?;
     m.add_class::<JpegEncoder>()?;
     m.add_class::<NanoEncoder>()?;
     ring::register(m)?;

@@ -1,0 +1,248 @@
+"""H.264 to the viewer: WebCodecs decoding in Debian's headless chromium, codec negotiation,
+joining mid-stream, falling behind, and the JPEG fallback for a page without WebCodecs.
+
+One chromium and one demo pipeline (real libx264 encoder, real server) serve the module.
+Without chromium these tests skip, or fail under CI=true, like the other browser tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from synesthesia.bench.browser import VIEWER_STATE, Browser, find_chromium
+from synesthesia.bench.browser import Cdp as PackageCdp
+from synesthesia.stream.demo import DemoPipeline
+
+CANVAS = """(() => {
+  const c = document.getElementById('view');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let h = 0, sum = [0, 0, 0];
+  for (let i = 0; i < d.length; i += 4) { h = (h * 31 + d[i] + d[i + 1] * 7 + d[i + 2] * 13) | 0; sum[0] += d[i]; sum[1] += d[i + 1]; sum[2] += d[i + 2]; }
+  const n = d.length / 4;
+  return {hash: h, w: c.width, h: c.height, mean: sum.map((s) => s / n)};
+})()"""
+NO_WEBCODECS = "delete window.VideoDecoder; delete window.EncodedVideoChunk; delete window.VideoFrame;"
+
+
+def _chromium() -> str:
+    if path := find_chromium():
+        return path
+    reason = "REAL-BROWSER H.264 TESTS NOT RUN: no chromium on PATH (`make test` installs it as root)."
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason + " (CI=true: the browser tests must run here)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _wait(cdp: PackageCdp, expression: str, timeout: float, what: str) -> Any:
+    # CI shares 2 cores: generous multiples of what a quiet machine needs.
+    return cdp.wait(expression, 3 * timeout, what, VIEWER_STATE)
+
+
+@pytest.fixture(scope="module")
+def pipe() -> Iterator[DemoPipeline]:
+    with DemoPipeline(width=640, height=352, fps=25.0, codec="h264", target_bps=1_000_000) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    with Browser(_chromium(), workdir=tmp_path_factory.mktemp("h264")) as b:
+        yield b
+
+
+def _open(browser: Browser, url: str, before: str | None = None) -> PackageCdp:
+    """A fresh tab on ``url`` (``before``: a script run ahead of the page's own); the tabs of
+    earlier tests are closed so that each test's page is the only viewer."""
+    cdp = browser.page()
+    old = [t["targetId"] for t in cdp.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+    cdp.open("about:blank")
+    if before is not None:
+        cdp.call("Page.addScriptToEvaluateOnNewDocument", {"source": before})
+    cdp.call("Page.navigate", {"url": url})
+    for target in old:
+        cdp.call("Target.closeTarget", {"targetId": target})
+    _wait(cdp, "window.synesthesia && window.synesthesia.connected", 10, "the viewer to connect")
+    return cdp
+
+
+def _video_client(pipe: DemoPipeline) -> Any:
+    clients = [c for c in pipe.server.clients if "h264" in c.codecs]
+    assert clients, [sorted(c.codecs) for c in pipe.server.clients]
+    return clients[0]
+
+
+def test_h264_frames_are_decoded_by_webcodecs_and_drawn(browser: Browser, pipe: DemoPipeline) -> None:
+    cdp = _open(browser, pipe.server.url)
+    _wait(cdp, "window.synesthesia.codec === 'h264' && window.synesthesia.framesDrawn >= 10", 20, "ten H.264 frames drawn")
+    first = cdp.js(CANVAS)
+    drawn = cdp.js("window.synesthesia.framesDrawn")
+    _wait(cdp, f"window.synesthesia.framesDrawn >= {drawn + 10}", 20, "ten more frames")
+    second = cdp.js(CANVAS)
+    state = cdp.js("({codecs: window.synesthesia.codecs, keys: window.synesthesia.keyFrames, "
+                   "errors: window.synesthesia.decodeErrors, resyncs: window.synesthesia.resyncs})")
+    assert state["codecs"][0] == "h264", state
+    assert state["keys"] >= 1 and state["errors"] == 0, state
+    assert (first["w"], first["h"]) == (640, 352), first
+    assert first["hash"] != second["hash"], "the decoded picture did not move"
+    assert max(second["mean"]) > 20, second
+    client = _video_client(pipe)
+    assert client.frames > 10 and client.display_ns, "the page acknowledged no frames"
+
+
+def test_typed_prompt_changes_the_decoded_picture(browser: Browser, pipe: DemoPipeline) -> None:
+    cdp = _open(browser, pipe.server.url)
+    _wait(cdp, "window.synesthesia.codec === 'h264' && window.synesthesia.framesDrawn >= 3", 20, "H.264 frames")
+    before = cdp.js(CANVAS)["mean"]
+    cdp.js("document.getElementById('prompt').focus()")
+    cdp.call("Input.insertText", {"text": "the ocean"})
+    cdp.js("document.querySelector('#prompt-form button').click()", gesture=True)
+    _wait(cdp, "window.synesthesia.events.some(e => e.type === 'intent' && e.intent === 'ocean')", 10, "the ocean intent")
+    trace = cdp.js("window.synesthesia.events.find(e => e.type === 'intent' && e.intent === 'ocean').trace")
+    _wait(cdp, f"window.synesthesia.lastTraced && window.synesthesia.lastTraced.trace.includes({json.dumps(trace)})", 10,
+          "an H.264 frame traced to the prompt")
+    _wait(cdp, "window.synesthesia.lastDrawn > window.synesthesia.lastTraced.frame + 10", 10, "frames after the traced one drawn")
+    after = cdp.js(CANVAS)["mean"]
+    # The ocean look lifts blue against red in the decoded picture.
+    assert after[2] / max(after[0], 1) > 1.3 * before[2] / max(before[0], 1), (before, after)
+    assert cdp.js("window.synesthesia.decodeErrors") == 0
+
+
+def test_client_joining_mid_stream_gets_a_key_frame_at_once(browser: Browser, pipe: DemoPipeline) -> None:
+    cdp = _open(browser, pipe.server.url)
+    _wait(cdp, "window.synesthesia.codec === 'h264' && window.synesthesia.framesDrawn >= 30", 20, "a stream well past its first key frame")
+    requests = pipe.server.keyframe_requests
+    join_ms = []
+    for _ in range(3):
+        cdp = _open(browser, pipe.server.url)  # a new client in the middle of the stream
+        _wait(cdp, "window.synesthesia && window.synesthesia.codec === 'h264' && window.synesthesia.joinMs !== null", 10,
+              "the rejoined page's first frame")
+        join_ms.append(cdp.js("window.synesthesia.joinMs"))
+    assert pipe.server.keyframe_requests > requests
+    # Socket open -> first decoded frame on the canvas. The budget is 100 ms; this shared CI
+    # machine gets twice that (the measured figure is in bench/results/stream.md).
+    assert min(join_ms) < 200, join_ms
+
+
+class _RawSocket:
+    """A minimal WebSocket client on a plain socket with a tiny receive buffer, so that not
+    reading for a while really backs the server up (aiohttp would buffer on our behalf)."""
+
+    def __init__(self, port: int) -> None:
+        self.s = socket.socket()
+        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.s.connect(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.s.sendall(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self.s.recv(4096)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def send_text(self, text: str) -> None:
+        data, mask = text.encode(), os.urandom(4)
+        assert len(data) < 126
+        self.s.sendall(bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def _take(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.s.recv(1 << 16)
+            assert chunk, "the server closed the socket"
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def receive(self) -> tuple[int, bytes]:
+        b0, b1 = self._take(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack(">H", self._take(2))[0]
+        elif n == 127:
+            n = struct.unpack(">Q", self._take(8))[0]
+        return b0 & 0x0F, self._take(n)
+
+
+def test_throttled_client_skips_to_a_key_frame_and_decodes_on(pipe: DemoPipeline) -> None:
+    """A real client that stops reading for a while: the server drops its frames instead of
+    queueing them, asks for a key frame, and what the client gets afterwards decodes."""
+    ws = _RawSocket(pipe.server.port)
+    got: list[tuple[dict[str, Any], bytes]] = []
+    pipe.encoder.video.set_bitrate(4_000_000)  # bigger frames back the socket up sooner
+    try:
+        ws.send_text(json.dumps({"type": "hello", "codecs": ["h264"]}))
+        meta: dict[str, Any] | None = None
+        for phase_s in (1.0, 2.0):
+            end = time.monotonic() + phase_s
+            ws.s.settimeout(5)
+            while time.monotonic() < end:
+                op, data = ws.receive()
+                if op == 1:
+                    ev = json.loads(data)
+                    meta = ev if ev["type"] == "frame" else meta
+                elif op == 2:
+                    assert meta is not None and meta["codec"] == "h264"
+                    got.append((meta, data))
+                    meta = None
+            if phase_s == 1.0:
+                time.sleep(2.0)  # read nothing: the socket backs up, the server must drop
+    finally:
+        ws.s.close()
+        pipe.encoder.video.set_bitrate(1_000_000)
+    seqs = [m["seq"] for m, _ in got]
+    assert got and got[0][0]["key"], "the first frame a joining client gets must be a key frame"
+    gaps = [i for i in range(1, len(seqs)) if seqs[i] != seqs[i - 1] + 1]
+    assert gaps, f"the stall dropped nothing ({len(seqs)} frames): the test did not throttle"
+    assert all(got[i][0]["key"] for i in gaps), "after a gap the stream must restart at a key frame"
+    assert len(got) - gaps[-1] >= 10, "the client did not get going again after the stall"
+    # Everything received decodes, frame by frame, with no error.
+    dec = av.CodecContext.create("h264", "r")
+    frames = 0
+    for _, data in got:
+        for packet in dec.parse(data):
+            frames += len(dec.decode(packet))
+    frames += sum(len(dec.decode(p)) for p in dec.parse(b"")) + len(dec.decode(None))
+    assert frames == len(got)
+
+
+def test_page_without_webcodecs_falls_back_to_jpeg(browser: Browser, pipe: DemoPipeline) -> None:
+    cdp = _open(browser, pipe.server.url, before=NO_WEBCODECS)
+    _wait(cdp, "window.synesthesia.codec === 'jpeg' && window.synesthesia.framesDrawn >= 5", 20,
+          "JPEG frames on a page without WebCodecs")
+    assert cdp.js("window.synesthesia.codecs") == ["jpeg"]
+    assert cdp.js("typeof VideoDecoder") == "undefined"
+    assert any("h264" not in c.codecs and c.frames >= 5 for c in pipe.server.clients)
+    shown = cdp.js(CANVAS)
+    assert (shown["w"], shown["h"]) == (160, 88) and max(shown["mean"]) > 20, shown
+    # Only while such a page is connected does the encoder make JPEG beside the video.
+    assert pipe.encoder.jpeg_wanted
+
+
+def test_corrupt_access_units_kill_neither_server_nor_page(browser: Browser, pipe: DemoPipeline) -> None:
+    cdp = _open(browser, pipe.server.url)
+    _wait(cdp, "window.synesthesia.codec === 'h264' && window.synesthesia.framesDrawn >= 3", 20, "H.264 frames")
+    # Garbage marked as a key frame, then a real key frame cut short, through the real path
+    # (record slot -> server -> socket -> page decoder), between the encoder's own records.
+    real = next(r for r in iter(lambda: pipe.jpegs.reader().latest(2.0), None) if r is not None and r.codec == "h264")
+    garbage = b"\x00\x00\x00\x01\x65" + os.urandom(3000)
+    pipe.jpegs.put(dataclasses.replace(real, jpeg=garbage, key=True, seq=real.seq + 1))
+    pipe.jpegs.put(dataclasses.replace(real, jpeg=bytes(real.jpeg)[: len(real.jpeg) // 3], key=True, seq=real.seq + 2))
+    _wait(cdp, "window.synesthesia.resyncs >= 1", 10, "the page to notice the bad access units")
+    drawn = cdp.js("window.synesthesia.framesDrawn")
+    _wait(cdp, f"window.synesthesia.framesDrawn >= {drawn + 10}", 20, "the page drawing again after bad input")
+    assert cdp.js("window.synesthesia.resyncs") >= 1
+    assert pipe.server.clients, "the server lost its clients"
+    np.testing.assert_array_less(0, cdp.js(CANVAS)["mean"])
