@@ -3,6 +3,7 @@ intent latency with a JPEG encoder running beside it, against the `emulate` back
 replays the reference system's 1,274.8 ms latent wall.
 
     .venv/bin/python bench/world.py [--quick] [--out bench/results/world.md] [--json FILE]
+    .venv/bin/python bench/world.py --words      # only the table of how far each word moves the picture
 
 Render times are per frame on one thread, timed round-robin over seven scenes (one frame of
 each per round) so machine noise lands on all of them alike; both wall-clock time and the
@@ -29,6 +30,7 @@ from synesthesia.bench.provenance import for_script
 from synesthesia import _native, kernels
 from synesthesia.world import VOCABULARY, Intent, Pacer, ProceduralBackend
 from synesthesia.world.emulate import EmulatedBackend
+from synesthesia.world.procedural import CATEGORIES, START_WORDS, word_visibility
 
 SCENES: list[list[str]] = [
     [],
@@ -170,9 +172,39 @@ def bench_pacer(backend_name: str, seconds: float, intent_every_s: float) -> dic
     }
 
 
-def markdown(prov: Mapping[str, object], render: Mapping[str, Mapping[str, float]], pacers: Mapping[str, Mapping[str, float]]) -> str:
+#: The issue's bar for a word to be seen (mean absolute difference, 0-255, at 640x352).
+VISIBLE = 10.0
+
+
+def words_markdown(moved: Mapping[str, float]) -> list[str]:
+    lines = [
+        "",
+        "## How far each word moves the start scene (640x352, seed 0)",
+        "",
+        "Each word said once at its dictionary weight from the start scene (mountains at sunset), the "
+        "transition settled, the snapshot at the `snapshot` command's world time; mean absolute "
+        f"difference (0-255) against the start scene's snapshot. Bar: >= {VISIBLE:g} for every word the "
+        "start scene does not already show.",
+        "",
+        "| word | category | mean abs difference | bar |",
+        "| --- | --- | ---: | --- |",
+    ]
+    for word, d in sorted(moved.items(), key=lambda kv: kv[1]):
+        bar = "in the start scene" if word in START_WORDS else ("met" if d >= VISIBLE else "missed")
+        lines.append(f"| {word} | {CATEGORIES[word]} | {d:.1f} | {bar} |")
+    lines.append(f"\nMedian over the vocabulary: {float(np.median(list(moved.values()))):.1f}.")
+    return lines
+
+
+def markdown(
+    prov: Mapping[str, object],
+    render: Mapping[str, Mapping[str, float]],
+    pacers: Mapping[str, Mapping[str, float]],
+    moved: Mapping[str, float],
+) -> str:
     lines = ["# World benchmark", "", "Produced by `bench/world.py`; regenerate with the command below (after `make build`).", ""]
     lines += [f"- **{k}**: {v}" for k, v in prov.items()]
+    lines += words_markdown(moved)
     lines += [
         "",
         "## Procedural render time per frame (one thread, seven scenes round-robin)",
@@ -228,7 +260,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and shorter pacer runs")
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
     parser.add_argument("--json", type=Path, help="also write the raw numbers as JSON")
+    parser.add_argument("--words", action="store_true", help="only print how far each word moves the start scene")
     args = parser.parse_args()
+    moved = word_visibility((640, 352), seed=0)
+    if args.words:
+        print("\n".join(words_markdown(moved)))
+        return 0
     prov = provenance(args)
     # As the world stage does: a thread waking for its tick must not wait out another
     # thread's 5 ms GIL slice.
@@ -241,13 +278,13 @@ def main() -> int:
         "emulate (1274.8 +- 42.3 ms)": bench_pacer("emulate", seconds, 0.5),
     }
     prov["load_after"] = [round(x, 2) for x in os.getloadavg()]
-    text = markdown(prov, render, pacers)
+    text = markdown(prov, render, pacers, moved)
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
     if args.json:
-        args.json.write_text(json.dumps({"provenance": prov, "render": render, "pacer": pacers}, indent=2))
+        args.json.write_text(json.dumps({"provenance": prov, "render": render, "pacer": pacers, "words": moved}, indent=2))
     return 0
 
 
