@@ -124,7 +124,7 @@ def main(ctx: StageContext) -> None:
     backend.start(cfg.world.prompt)
     ring = shm.FrameRing.attach(ctx.rings["frames"])
     sink = RingSink(ring, ctx)
-    pacer = Pacer(backend, sink, fps=cfg.world.fps)
+    pacer = Pacer(backend, sink, fps=cfg.world.fps, respond=cfg.world.respond)
     sub = ctx.subscribe(["nlp.intent"])
     restored = restore_scene(ctx, pacer)  # after subscribing: nothing published meanwhile is missed
     if restored:

@@ -1130,19 +1130,11 @@ fn fire(lk: &Look, ridge: &[i32], buf: &mut [u8], stride: usize) {
     }
     // Warm light thrown around the campfire, wider than high (it lights the ground).
     let gr = 0.5 * hf * (0.4 + 0.6 * f);
-    let (gx0, gx1) = ((cx - 1.8 * gr).max(0.0) as usize, ((cx + 1.8 * gr) as usize).min(w));
     let (gy0, gy1) = ((base - gr).max(0.0) as usize, ((base + gr * 0.4) as usize).min(h));
-    let glow_col = [255.0, 120.0, 40.0];
+    let glow = scale([255.0, 120.0, 40.0], 0.6 * f * flicker);
     for y in gy0..gy1 {
         let dy = (y as f32 - base) / gr;
-        for x in gx0..gx1 {
-            let dx = (x as f32 - cx) / (1.8 * gr);
-            let d2 = dx * dx + dy * dy;
-            if d2 < 1.0 {
-                let a = (1.0 - d2) * (1.0 - d2) * 0.6 * f * flicker;
-                add_px(buf, stride, w, h, x as i32, y as i32, glow_col, a);
-            }
-        }
+        disc_row(buf, stride, w, y, cx, 1.8 * gr, 1.0 - dy * dy, glow, 2);
     }
     for (si, &(sx, sy, size)) in sources.iter().enumerate() {
         let fh = 0.32 * hf * size * (0.4 + 0.6 * f);
@@ -1160,14 +1152,14 @@ fn fire(lk: &Look, ridge: &[i32], buf: &mut [u8], stride: usize) {
             } else {
                 mix([255.0, 170.0, 50.0], [190.0, 40.0, 10.0], ((ph - 0.25) / 0.75).min(1.0))
             };
-            let a = (1.0 - ph) * 0.55 * flicker;
+            let col = scale(col, (1.0 - ph) * 0.55 * flicker);
             let ri = rad.ceil() as i32;
+            let (xc, yc) = ((x as i32) as f32, y as i32);
             for oy in -ri..=ri {
-                for ox in -ri..=ri {
-                    let d2 = (ox * ox + oy * oy) as f32 / (rad * rad);
-                    if d2 < 1.0 {
-                        add_px(buf, stride, w, h, x as i32 + ox, y as i32 + oy, col, a * (1.0 - d2));
-                    }
+                let yy = yc + oy;
+                if yy >= 0 && (yy as usize) < h {
+                    let q = (oy * oy) as f32 / (rad * rad);
+                    disc_row(buf, stride, w, yy as usize, xc, rad, 1.0 - q, col, 1);
                 }
             }
         }
@@ -1184,6 +1176,34 @@ fn fire(lk: &Look, ridge: &[i32], buf: &mut [u8], stride: usize) {
             + (t * 2.0 + i as f32).sin() * 0.02 * hf;
         let y = base - ph * 0.55 * hf;
         add_px(buf, stride, w, h, x as i32, y as i32, [255.0, 150.0, 50.0], 1.0 - ph);
+    }
+}
+
+/// Add `col` times a radial falloff along one row of a disc (or ellipse) centred on `cx` with
+/// horizontal radius `rx`: `rem` is 1 - (the row's vertical offset / vertical radius)^2, and
+/// the falloff is (1 - d^2)^`power` with d the normalised distance from the centre.
+#[allow(clippy::too_many_arguments)]
+fn disc_row(buf: &mut [u8], stride: usize, w: usize, y: usize, cx: f32, rx: f32, rem: f32, col: Rgb, power: i32) {
+    if rem <= 0.0 {
+        return;
+    }
+    let half = rem.sqrt() * rx;
+    let x0 = (cx - half).ceil().max(0.0) as usize;
+    let x1 = ((cx + half).floor() + 1.0).clamp(0.0, w as f32) as usize;
+    if x0 >= x1 {
+        return;
+    }
+    let inv = 1.0 / (rx * rx);
+    // Fixed point: one float-to-int conversion per pixel, integer adds per channel.
+    let colq = col.map(|c| (c.clamp(0.0, 1024.0) * 256.0) as u32);
+    let row = &mut buf[y * stride + x0 * 3..y * stride + x1 * 3];
+    for (i, px) in row.chunks_exact_mut(3).enumerate() {
+        let dx = (x0 + i) as f32 - cx;
+        let q = (rem - dx * dx * inv).max(0.0);
+        let a = ((if power == 2 { q * q } else { q }) * 256.0) as u32;
+        for c in 0..3 {
+            px[c] = (px[c] as u32 + ((colq[c] * a) >> 16)).min(255) as u8;
+        }
     }
 }
 
