@@ -124,7 +124,7 @@ def main(ctx: StageContext) -> None:
     backend.start(cfg.world.prompt)
     ring = shm.FrameRing.attach(ctx.rings["frames"])
     sink = RingSink(ring, ctx)
-    pacer = Pacer(backend, sink, fps=cfg.world.fps, respond=cfg.world.respond)
+    pacer = Pacer(backend, sink, fps=cfg.world.fps, respond=cfg.world.respond, realtime=True)
     sub = ctx.subscribe(["nlp.intent"])
     restored = restore_scene(ctx, pacer)  # after subscribing: nothing published meanwhile is missed
     if restored:
@@ -161,7 +161,7 @@ def main(ctx: StageContext) -> None:
                 ctx.publish(FrameStats(stage=ctx.name, stream="frames", frames=st.frames, dropped=st.dropped,
                                        fps=(st.frames - last_frames) / (now - last_stats),
                                        latency_p50_us=st.jitter_ms_p50 * 1e3, latency_p99_us=st.jitter_ms_p99 * 1e3))
-                ctx.status.update(st.as_dict())
+                ctx.status.update(st.as_dict(), priority=pacer.priority)
                 last_stats, last_frames = now, st.frames
     finally:
         pacer.stop()
