@@ -23,6 +23,7 @@ from synesthesia.settings import Settings
 from synesthesia.stages.host import StageContext
 from synesthesia.world import Intent as WorldIntent
 from synesthesia.world import Pacer, WorldBackend, create_backend
+from synesthesia.world.pacer import raise_thread_priority
 
 
 def make_backend(cfg: Settings) -> WorldBackend:
@@ -133,6 +134,9 @@ def main(ctx: StageContext) -> None:
     pacer.start()
     audio = threading.Thread(target=_feed_audio, args=(ctx, pacer), name="audio", daemon=True)
     audio.start()
+    # Intents arrive on this thread: it hands them to the pacer at the same priority (threads started
+    # after this would inherit it, so it comes last).
+    ctx.status.update(intake_priority=raise_thread_priority())
     last_stats = time.monotonic()
     last_frames = 0
     try:
