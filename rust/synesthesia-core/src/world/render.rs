@@ -217,7 +217,8 @@ struct Look {
     fog_col: Rgb,
     s: SceneState,
     tint: Rgb,
-    /// The colour word's hue at unit luminance, and how far the grade recolours toward it.
+    /// The colour word's colour at its own brightness (per unit of the pixel's luminance), and
+    /// how far the grade recolours toward it.
     wash: Rgb,
     wash_k: f32,
     /// Tempo as a look: saturation and contrast rise with speed; a slow world is softer and cooler.
