@@ -253,3 +253,45 @@ def test_respond_setting() -> None:
     assert load_settings(environ={"SYNESTHESIA_WORLD__RESPOND": "tick"}).world.respond == "tick"
     with pytest.raises(SettingsError, match=r"^world\.respond: .*'later'"):
         load_settings(environ={"SYNESTHESIA_WORLD__RESPOND": "later"})
+
+
+def test_real_time_priority_is_asked_for_not_inherited_and_given_back_by_heavy_polls() -> None:
+    import os
+
+    from synesthesia.world.pacer import raise_thread_priority
+
+    seen: dict[str, object] = {}
+
+    def body() -> None:  # in a thread of its own: the test runner's threads keep their priority
+        seen["got"] = raise_thread_priority()
+        seen["self"] = os.sched_getscheduler(0)
+        child: list[int] = []
+        t = threading.Thread(target=lambda: child.append(os.sched_getscheduler(0)))
+        t.start()
+        t.join()
+        seen["child"] = child[0]
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    got = str(seen["got"])
+    assert got.startswith(("SCHED_FIFO", "nice", "unchanged")), got
+    if not got.startswith("SCHED_FIFO"):
+        pytest.skip(f"real-time priority not allowed here ({got})")
+    assert int(seen["self"]) & ~getattr(os, "SCHED_RESET_ON_FORK", 0) == os.SCHED_FIFO  # type: ignore[call-overload]
+    assert seen["child"] == os.SCHED_OTHER
+
+    class Heavy(FakeBackend):
+        def poll(self, now_ns: int) -> WorldFrame | None:
+            time.sleep(0.007)  # 7 ms of a 10 ms period, every tick
+            return super().poll(now_ns)
+
+    pacer = Pacer(Heavy(every_ns=0), ListSink(), fps=100, realtime=True)
+    pacer.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not pacer.priority.startswith("normal") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        pacer.stop()
+    assert pacer.priority.startswith("normal"), pacer.priority

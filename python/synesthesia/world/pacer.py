@@ -64,7 +64,9 @@ def raise_thread_priority() -> str:
     import os
 
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(PACER_RT_PRIORITY))  # 0: this thread
+        # 0: this thread. RESET_ON_FORK: threads and processes it starts later run at normal priority.
+        policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
+        os.sched_setscheduler(0, policy, os.sched_param(PACER_RT_PRIORITY))
         return f"SCHED_FIFO {PACER_RT_PRIORITY}"
     except (AttributeError, OSError):
         pass
