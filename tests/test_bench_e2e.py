@@ -62,7 +62,14 @@ def test_e2e_on_two_short_clips_has_every_hop(tmp_path: Path, monkeypatch: pytes
         pytest.skip("no two spoken test clips found (tests/data/speech/*.wav or $SYNESTHESIA_TEST_CLIPS)")
     monkeypatch.setenv("SYNESTHESIA_RUNTIME_DIR", str(tmp_path / "rt"))
     manifest = tmp_path / "manifest.jsonl"
-    manifest.write_text("".join(json.dumps({"audio": str(p)}) + "\n" for p in sorted(clips_dir.glob("*.wav"))[:2]))
+    # Where each clip's voice ends, when its folder's manifest says (noisy clips need it).
+    known = {}
+    if (clips_dir / "manifest.jsonl").exists():
+        for line in (clips_dir / "manifest.jsonl").read_text().splitlines():
+            entry = json.loads(line)
+            known[entry["file"]] = {"speech_end_s": entry["speech_end_s"]} if entry.get("speech_end_s") else {}
+    manifest.write_text("".join(json.dumps({"audio": str(p), **known.get(p.name, {})}) + "\n"
+                                for p in sorted(clips_dir.glob("*.wav"))[:2]))
     from synesthesia.cli import main
 
     out = tmp_path / "e2e.json"
@@ -71,6 +78,12 @@ def test_e2e_on_two_short_clips_has_every_hop(tmp_path: Path, monkeypatch: pytes
     validate(doc)
     assert doc["interactions"]["total"] >= 2
     assert doc["interactions"]["incomplete"] == []
+    # Clocked from where the voice stops in each clip, not only from the VAD's declaration.
+    rows = {r["name"]: r for r in doc["latency"]}
+    voice = rows["voice end -> encoded"]
+    assert voice["n"] == doc["interactions"]["total"] if len(known) >= 2 else voice["n"] >= 1
+    assert voice["min"] > 0
+    assert voice["p50"] < rows["total pipe: VAD speech end / prompt -> encoded (no serve stage)"]["p50"] + 2000
 
 
 def test_e2e_with_a_real_browser_has_the_wire_and_display_hops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,6 +102,59 @@ def test_e2e_with_a_real_browser_has_the_wire_and_display_hops(tmp_path: Path, m
     validate(doc)
     assert (doc["interactions"]["total"], doc["interactions"]["incomplete"]) == (3, [])
     rows = {r["name"]: r for r in doc["latency"]}
-    for name in ("encoded -> sent", "sent -> displayed", "loop: speech end / prompt -> displayed"):
+    for name in ("encoded -> sent", "sent -> displayed", "loop: VAD speech end / prompt -> displayed"):
         assert rows[name]["n"] == 3 and rows[name]["min"] >= 0, (name, rows[name])
     assert not (tmp_path / "rt").exists() or not any((tmp_path / "rt").iterdir())
+
+
+def test_a_spoken_clip_with_known_speech_timing_yields_the_voice_end_rows(tmp_path: Path) -> None:
+    """Two utterances of noise bursts at known times, played (as the capture stage stamps its
+    chunks) from t0; the VAD's end comes 250 ms after the voice's. The second utterance's
+    intent comes early, while the voice goes on, and counts from its stretch's end."""
+    import numpy as np
+    import soundfile as sf
+
+    from synesthesia.tracing import TraceRecord
+
+    rate, chunk, t0, ms = 16000, 512, 50_000_000_000, 1_000_000
+    audio = np.zeros(5 * rate, np.float32)
+    rng = np.random.default_rng(1)
+    for a, b in ((0.5, 0.9), (1.0, 1.4), (3.0, 3.2), (3.3, 3.6)):  # seconds; the 0.1 s gaps are between words
+        audio[int(a * rate):int(b * rate)] = 0.3 * rng.standard_normal(int(b * rate) - int(a * rate))
+    clip = tmp_path / "two.wav"
+    sf.write(clip, audio, rate)
+    voice = e2e.voice_in(audio, rate)
+    assert voice.utterance_ends == (int(1.4 * rate), int(3.6 * rate))
+    assert voice.stretch_ends == (int(0.9 * rate), int(1.4 * rate), int(3.2 * rate), int(3.6 * rate))
+
+    def at(s: float) -> int:
+        return t0 + int(s * 1e9)
+
+    chunks = [e2e.AudioObs(o, chunk, t0 + (o + chunk) * 1_000_000_000 // rate) for o in range(0, len(audio), chunk)]
+    hops = {1: {"speech_start": at(0.6), "speech_end": at(1.65), "transcript_final": at(1.7), "intent": at(1.75),
+                "applied": at(1.751), "first_frame": at(1.76), "encoded": at(1.78)},
+            2: {"speech_start": at(3.05), "intent": at(3.25), "speech_end": at(3.85), "transcript_final": at(3.9),
+                "applied": at(3.901), "first_frame": at(3.91), "encoded": at(3.8)}}
+    records = [TraceRecord(tid, hop, t, "test", 0, {}) for tid, hs in hops.items() for hop, t in hs.items()]
+    interactions = e2e.join(records)
+    result = e2e.RunResult(records, [], ["listen", "nlp", "world", "encode"], 0, 0, "", [], chunks, clip)
+    note = e2e.voice_ends([result], interactions)
+    assert "found for 2 of 2 spoken interactions" in note and "1 had an early intent" in note
+    report = e2e.build_report(records, result.stages, provenance.collect({}, "test"), interactions=interactions,
+                              with_reference=True)
+    rows = {r.name: r for r in report.latency}
+    names = [r.name for r in report.latency]
+    assert names[:4] == ["voice end -> intent", "voice end -> first frame", "voice end -> encoded",
+                         "voice end -> encoded (no serve stage)"]
+    # The second intent came 50 ms after its keyword's stretch ended (3.2 s), before the voice ended.
+    def span(name: str) -> tuple[float | None, float | None]:
+        return rows[name].stats.min, rows[name].stats.max
+
+    assert span("voice end -> intent") == pytest.approx((50.0, 350.0), abs=0.01)
+    assert span("voice end -> encoded") == pytest.approx((200.0, 380.0), abs=0.01)
+    wire = rows["voice end -> encoded (no serve stage)"]
+    assert wire.reference is not None and wire.reference.mean == 1279.2
+    # The VAD-relative rows stay, labelled as such: 250 ms later than the voice's end.
+    vad = rows["VAD speech end -> transcript final"]
+    assert (vad.stats.n, vad.stats.min, vad.stats.max) == pytest.approx((2, 50.0, 50.0), abs=0.01)
+    assert rows["voice end -> first frame"].stats.n == 2 and "voice end -> displayed" not in rows

@@ -73,7 +73,7 @@ def test_per_stage_statistics_on_a_synthetic_trace() -> None:
     assert nlp.stats.n == 4 and nlp.stats.mean == pytest.approx(1.25)  # the incomplete one counts here
     backend = row(report, "backend processing: resize + encode")
     assert backend.stats.mean == pytest.approx(0.2) and backend.met is True
-    total = row(report, "total pipe: speech end / prompt -> encoded (no serve stage)")
+    total = row(report, "total pipe: VAD speech end / prompt -> encoded (no serve stage)")
     assert total.stats.n == 3 and total.stats.max == pytest.approx(53.0)
 
 

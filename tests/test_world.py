@@ -83,6 +83,31 @@ def test_every_word_changes_the_frame_and_differently() -> None:
         assert d > 0.5, f"{a!r} and {b!r} look the same (mean abs difference {d:.2f})"
 
 
+#: The issue's bar: a word said once moves the start scene's 640x352 snapshot by at least this
+#: mean absolute difference (0-255), so "make it blue" is seen.
+VISIBLE = 10.0
+
+
+def test_every_word_is_seen_from_the_start_scene() -> None:
+    from synesthesia.world.procedural import START_WORDS, word_visibility
+
+    moved = word_visibility((640, 352), seed=0)
+    assert set(moved) == set(VOCABULARY)
+    for word in START_WORDS:
+        assert moved[word] == 0.0, f"{word!r} is in the start scene yet changes it by {moved[word]:.1f}"
+    faint = {w: round(d, 1) for w, d in moved.items() if w not in START_WORDS and d < VISIBLE}
+    assert not faint, f"words that barely show from the start scene (need >= {VISIBLE}): {faint}"
+
+
+def test_snapshots_are_deterministic_per_seed() -> None:
+    from synesthesia.world.procedural import settled_snapshot
+
+    words = {"fire": 0.7, "snow": 0.9, "blue": 0.5}
+    a = settled_snapshot(words, (320, 176), seed=3)
+    assert np.array_equal(a, settled_snapshot(words, (320, 176), seed=3))
+    assert not np.array_equal(a, settled_snapshot(words, (320, 176), seed=4))
+
+
 def test_combinations_compose() -> None:
     storm = settled_frame(["storm"])
     night = settled_frame(["night"])

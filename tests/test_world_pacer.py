@@ -166,3 +166,132 @@ def test_threaded_run_and_stop() -> None:
 def test_fps_is_checked() -> None:
     with pytest.raises(ValueError, match="fps"):
         Pacer(FakeBackend(0), ListSink(), fps=0)
+
+
+class VirtualTime:
+    """A clock and a wait that run the pacer's real loop in virtual time: waiting moves the clock
+    on, and each scheduled call (an intent arriving) runs when the clock reaches its moment and
+    ends the wait early, as an intent waking the loop does. Every clock read takes 1 us, so
+    the loop's final spin ends."""
+
+    def __init__(self) -> None:
+        self.t = 0
+        self.scheduled: list[tuple[int, object]] = []
+
+    def clock(self) -> int:
+        self.t += 1_000
+        return self.t
+
+    def at(self, t_ns: int, call: object) -> None:
+        self.scheduled.append((t_ns, call))
+        self.scheduled.sort(key=lambda e: e[0])
+
+    def wait(self, seconds: float) -> None:
+        until = self.t + int(seconds * 1e9)
+        if self.scheduled and self.scheduled[0][0] <= until:
+            when, call = self.scheduled.pop(0)
+            self.t = max(self.t, when)
+            call()  # type: ignore[operator]
+        else:
+            self.t = until
+
+
+def run_virtual(respond: str, intent_at: int, frames: int = 6) -> list[dict[str, object]]:
+    vt = VirtualTime()
+    sink = ListSink()
+    pacer = Pacer(ProceduralBackend(96, 64), sink, clock=vt.clock, wait=vt.wait, respond=respond)
+    vt.at(intent_at, lambda: pacer.submit(Intent({"storm": 1.0}, trace_id="s", t_ns=intent_at)))
+    pacer.run(max_frames=frames)
+    return sink.metas
+
+
+def test_immediate_response_publishes_before_the_next_tick_then_rephases() -> None:
+    sent = 53 * MS  # ticks at 40 and 80 ms (the loop starts at 1 us)
+    metas = run_virtual("immediate", sent)
+    times = [int(m["t_ns"]) for m in metas]  # type: ignore[call-overload]
+    marked = [i for i, m in enumerate(metas) if m["first_for"] == ["s"]]
+    assert len(marked) == 1
+    k = marked[0]
+    assert abs(times[0] - PERIOD) < 0.1 * MS and abs(times[1] - 2 * PERIOD) > 10 * MS
+    # Shown at once, long before the 80 ms tick would have come ...
+    assert sent <= times[k] < sent + 1 * MS < 2 * PERIOD
+    # ... and the cadence carries on 40 ms after it, not on the old phase.
+    after = np.diff(times[k:])
+    assert len(after) >= 3 and np.all(np.abs(after - PERIOD) < 0.1 * MS), after
+    assert not any(m["repeated"] for m in metas[k:])
+
+
+def test_tick_response_waits_for_the_next_tick() -> None:
+    sent = 53 * MS
+    metas = run_virtual("tick", sent)
+    times = [int(m["t_ns"]) for m in metas]  # type: ignore[call-overload]
+    marked = [int(m["t_ns"]) for m in metas if m["first_for"] == ["s"]]  # type: ignore[call-overload]
+    assert len(marked) == 1 and abs(marked[0] - 2 * PERIOD) < 0.1 * MS
+    assert np.all(np.abs(np.diff(times) - PERIOD) < 0.1 * MS)
+
+
+def test_an_intent_a_slow_backend_cannot_show_yet_keeps_the_cadence() -> None:
+    vt = VirtualTime()
+    sink = ListSink()
+    pacer = Pacer(FakeBackend(every_ns=100 * MS), sink, clock=vt.clock, wait=vt.wait)
+    vt.at(53 * MS, lambda: pacer.submit(Intent({"rain": 1.0}, trace_id="r")))
+    stats = pacer.run(max_frames=5)
+    times = [int(m["t_ns"]) for m in sink.metas]  # type: ignore[call-overload]
+    assert stats.responses == 0
+    assert np.all(np.abs(np.diff(times) - PERIOD) < 0.1 * MS)
+
+
+def test_respond_is_checked() -> None:
+    with pytest.raises(ValueError, match="respond"):
+        Pacer(FakeBackend(0), ListSink(), respond="later")
+
+
+def test_respond_setting() -> None:
+    from synesthesia.settings import SettingsError, load_settings
+
+    assert load_settings(environ={}).world.respond == "immediate"
+    assert load_settings(environ={"SYNESTHESIA_WORLD__RESPOND": "tick"}).world.respond == "tick"
+    with pytest.raises(SettingsError, match=r"^world\.respond: .*'later'"):
+        load_settings(environ={"SYNESTHESIA_WORLD__RESPOND": "later"})
+
+
+def test_real_time_priority_is_asked_for_not_inherited_and_given_back_by_heavy_polls() -> None:
+    import os
+
+    from synesthesia.world.pacer import raise_thread_priority
+
+    seen: dict[str, object] = {}
+
+    def body() -> None:  # in a thread of its own: the test runner's threads keep their priority
+        seen["got"] = raise_thread_priority()
+        seen["self"] = os.sched_getscheduler(0)
+        child: list[int] = []
+        t = threading.Thread(target=lambda: child.append(os.sched_getscheduler(0)))
+        t.start()
+        t.join()
+        seen["child"] = child[0]
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    got = str(seen["got"])
+    assert got.startswith(("SCHED_FIFO", "nice", "unchanged")), got
+    if not got.startswith("SCHED_FIFO"):
+        pytest.skip(f"real-time priority not allowed here ({got})")
+    assert int(seen["self"]) & ~getattr(os, "SCHED_RESET_ON_FORK", 0) == os.SCHED_FIFO  # type: ignore[call-overload]
+    assert seen["child"] == os.SCHED_OTHER
+
+    class Heavy(FakeBackend):
+        def poll(self, now_ns: int) -> WorldFrame | None:
+            time.sleep(0.007)  # 7 ms of a 10 ms period, every tick
+            return super().poll(now_ns)
+
+    pacer = Pacer(Heavy(every_ns=0), ListSink(), fps=100, realtime=True)
+    pacer.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not pacer.priority.startswith("normal") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        pacer.stop()
+    assert pacer.priority.startswith("normal"), pacer.priority

@@ -59,6 +59,9 @@ class WorldSettings:
     width: int = 1280
     height: int = 704
     fps: float = 25.0
+    # "immediate": an intent's frame is rendered and published at once and the cadence
+    # re-phases from it; "tick": it waits for the next regular tick.
+    respond: Literal["immediate", "tick"] = "immediate"
     seed: int = 1
     time_constant_s: float = 1.5
     prompt: str = "mountains at sunset"

@@ -8,7 +8,14 @@ Evidence comes from three places, all stamped with the producer's monotonic cloc
   - the frame and jpeg rings: a slot header names the trace ids its frame answers to and when
     the slot was written and published.
 The tap copies what it sees on the bus and rings into the same log, so the log alone is the
-record of a run. The joiner keeps the earliest stamp of each hop (the *first* frame showing
+record of a run.
+
+For spoken runs the clock starts where the voice stops, not where the VAD declares it stopped
+(100 ms or more later): the tap also reads the audio ring (which sample of the played clip went
+out when), the played clip is segmented by its own energy (as `bench listen` does), and each
+utterance's acoustic end is mapped onto the run's clock (`voice_end`). An intent that arrives
+before the voice ends (an early intent from a stable partial) counts from the end of the last
+voiced stretch before it, the keyword's end as near as the audio alone tells (`keyword_end`). The joiner keeps the earliest stamp of each hop (the *first* frame showing
 an intent is the one that counts) and reports an interaction that lacks any expected hop as
 incomplete, naming the hops it lacks, instead of dropping it.
 """
@@ -42,6 +49,11 @@ __all__ = [
     "latency_rows",
     "build_report",
     "run_pipeline",
+    "AudioObs",
+    "Voice",
+    "voice_in",
+    "voice_times",
+    "annotate_voice",
 ]
 
 #: The hops each stage is responsible for stamping; a run expects the hops of the stages it
@@ -80,6 +92,15 @@ class Interaction:
 
     def missing(self, expected: Sequence[str]) -> list[str]:
         return [h for h in expected if h not in self.hops]
+
+    def from_voice_ms(self, end: str) -> float | None:
+        """Time from the voice's end to ``end``; from the keyword's end when ``end`` came first
+        (an early intent)."""
+        t1, voice = self.hops.get(end), self.hops.get("voice_end")
+        if t1 is None or voice is None:
+            return None
+        t0 = voice if t1 >= voice else self.hops.get("keyword_end")
+        return None if t0 is None else (t1 - t0) / 1e6
 
     def span_ms(self, start: Sequence[str], end: str) -> float | None:
         t0 = next((self.hops[h] for h in start if h in self.hops), None)
@@ -134,8 +155,15 @@ class Segment:
 
 
 _WIRE = "<wire>"  # stands for `sent` when a serve stage runs, else `encoded`
+_VOICE = "<voice>"  # the acoustic end of the voice (or the keyword's, for an early intent)
 SEGMENTS: tuple[Segment, ...] = (
-    Segment("recognize", "speech end -> transcript final", ("speech_end",), "transcript_final"),
+    # Headline: what a person at the screen feels, from the end of their own words.
+    Segment("voice_intent", "voice end -> intent", (_VOICE,), "intent"),
+    Segment("voice_frame", "voice end -> first frame", (_VOICE,), "first_frame"),
+    Segment("voice_encoded", "voice end -> encoded", (_VOICE,), "encoded", target=("p95", 200.0)),
+    Segment("voice_wire", "voice end -> on the wire", (_VOICE,), _WIRE, reference="total"),
+    Segment("voice_display", "voice end -> displayed", (_VOICE,), "displayed", target=("p95", 220.0)),
+    Segment("recognize", "VAD speech end -> transcript final", ("speech_end",), "transcript_final"),
     Segment("nlp", "nlp compute (stamped by nlp)", field=("intent", "nlp_ms"), reference="nlp", target=("mean", 0.05)),
     Segment("to_intent", "transcript final / prompt -> intent", ("transcript_final", "prompt"), "intent"),
     Segment("accept", "intent -> applied", ("intent",), "applied"),
@@ -147,9 +175,10 @@ SEGMENTS: tuple[Segment, ...] = (
     Segment("send", "encoded -> sent", ("encoded",), "sent"),
     Segment("display", "sent -> displayed", ("sent",), "displayed"),
     Segment("intent_wire", "intent -> on the wire", ("intent",), _WIRE, target=("p95", 60.0)),
-    Segment("speech_wire", "speech end -> on the wire", ("speech_end",), _WIRE, target=("p95", 250.0)),
-    Segment("total", "total pipe: speech end / prompt -> on the wire", ("speech_end", "prompt"), _WIRE, reference="total"),
-    Segment("loop", "loop: speech end / prompt -> displayed", ("speech_end", "prompt"), "displayed"),
+    Segment("speech_wire", "VAD speech end -> on the wire", ("speech_end",), _WIRE, target=("p95", 250.0)),
+    Segment("total", "total pipe: VAD speech end / prompt -> on the wire", ("speech_end", "prompt"), _WIRE,
+            reference="total"),
+    Segment("loop", "loop: VAD speech end / prompt -> displayed", ("speech_end", "prompt"), "displayed"),
 )
 
 
@@ -168,11 +197,12 @@ def latency_rows(interactions: Sequence[Interaction], stages: Iterable[str], *, 
                     values.append(float(v))
             else:
                 end = wire if seg.end == _WIRE else seg.end
-                span = it.span_ms(seg.start, end)
+                span = it.from_voice_ms(end) if seg.start == (_VOICE,) else it.span_ms(seg.start, end)
                 if span is not None:
                     values.append(span)
         stats = summarize(values)
-        if stats.n == 0 and not keep_empty and not (with_reference and seg.reference):
+        voice = seg.start == (_VOICE,)
+        if stats.n == 0 and not keep_empty and (voice or not (with_reference and seg.reference)):
             continue
         name = seg.name.replace("on the wire", "on the wire" if wire == "sent" else "encoded (no serve stage)")
         row = LatencyRow(name, stats, reference=REFERENCE[seg.reference] if with_reference and seg.reference else None)
@@ -183,6 +213,108 @@ def latency_rows(interactions: Sequence[Interaction], stages: Iterable[str], *, 
             row.met = None if got is None else got <= bound
         rows.append(row)
     return rows
+
+
+# -- where the voice ends ---------------------------------------------------------------------
+
+#: A 10 ms frame within this many dB of the clip's loudest counts as voiced (clean and moderately
+#: noisy speech; `bench listen` estimates a clip's end the same way).
+VOICED_DB = 30.0
+#: Silence at least this long ends an utterance; a shorter one (between words) ends a stretch.
+UTTERANCE_GAP_S = 0.3
+WORD_GAP_S = 0.04
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    """Where speech ends in a clip, in samples: each utterance's end and each voiced stretch's
+    end (words, or runs of words said without a pause)."""
+
+    utterance_ends: tuple[int, ...]
+    stretch_ends: tuple[int, ...]
+
+
+def voice_in(audio: Any, rate: int = 16000) -> Voice:
+    """Segment a clip by its own energy into utterances and voiced stretches."""
+    import numpy as np
+
+    frame = rate // 100
+    n = len(audio) // frame
+    if n == 0:
+        return Voice((), ())
+    x = np.asarray(audio[: n * frame], dtype=np.float64).reshape(n, frame)
+    rms = np.sqrt(np.mean(x * x, axis=1))
+    peak = float(rms.max())
+    if peak <= 0.0:
+        return Voice((), ())
+    # Within VOICED_DB of the loudest frame, and clearly (6 dB) above the noise floor.
+    floor = float(np.percentile(rms, 10))
+    voiced = np.flatnonzero(rms > max(peak * 10 ** (-VOICED_DB / 20), 2.0 * floor))
+    # Runs of voiced frames: (first, last) frame indices.
+    breaks = np.flatnonzero(np.diff(voiced) > 1)
+    starts = np.concatenate([voiced[:1], voiced[breaks + 1]])
+    ends = np.concatenate([voiced[breaks], voiced[-1:]])
+
+    def merged(gap_s: float) -> tuple[int, ...]:
+        gap = int(round(gap_s * 100))
+        out: list[int] = []
+        for i, end in enumerate(ends):
+            if i + 1 < len(starts) and starts[i + 1] - end - 1 < gap:
+                continue  # the next run follows too closely: same utterance / stretch
+            out.append(int(end + 1) * frame)
+        return tuple(out)
+
+    return Voice(merged(UTTERANCE_GAP_S), merged(WORD_GAP_S))
+
+
+@dataclass(frozen=True, slots=True)
+class AudioObs:
+    """One audio chunk the tap saw leave the capture stage: the clip's samples
+    [offset, offset + n) and the capture time of its last sample."""
+
+    offset: int
+    n: int
+    t_capture_ns: int
+
+
+def voice_times(ends: Iterable[int], chunks: Sequence[AudioObs], rate: int = 16000) -> list[int]:
+    """When, on the run's clock, the played audio reached each of ``ends`` (clip samples), once
+    per pass of the clip (a looping source plays it again and again)."""
+    ends = sorted(ends)
+    out = []
+    for c in chunks:
+        for e in ends:
+            if c.offset < e <= c.offset + c.n:
+                out.append(c.t_capture_ns - (c.offset + c.n - e) * 1_000_000_000 // rate)
+    return sorted(out)
+
+
+def annotate_voice(interactions: Sequence[Interaction], utterance_ends_ns: Sequence[int],
+                   stretch_ends_ns: Sequence[int]) -> int:
+    """Give each spoken interaction its ``voice_end``: the last moment the played audio's voice
+    stopped between the VAD declaring the utterance's start and its end. When its first intent
+    came earlier than that, also ``keyword_end``: the end of the last voiced stretch before the
+    intent. Returns how many interactions got a voice end."""
+    import bisect
+
+    done = 0
+    for it in interactions:
+        vad_end = it.hops.get("speech_end")
+        if vad_end is None:
+            continue
+        lo = it.hops.get("speech_start", vad_end - 30_000_000_000)
+        i = bisect.bisect_right(utterance_ends_ns, vad_end)
+        if i == 0 or utterance_ends_ns[i - 1] < lo:
+            continue
+        voice = utterance_ends_ns[i - 1]
+        it.hops["voice_end"] = voice
+        done += 1
+        intent = it.hops.get("intent")
+        if intent is not None and intent < voice:
+            j = bisect.bisect_right(stretch_ends_ns, intent)
+            if j and stretch_ends_ns[j - 1] >= lo:
+                it.hops["keyword_end"] = stretch_ends_ns[j - 1]
+    return done
 
 
 def why_incomplete(it: Interaction, missing: Sequence[str]) -> str:
@@ -277,6 +409,7 @@ class Tap:
     def __init__(self, log: tracing.TraceLog) -> None:
         self.log = log
         self.frames: list[FrameObs] = []
+        self.audio: list[AudioObs] = []
         self.seen: dict[int, set[str]] = {}
         self.first_encoded = threading.Event()
         self.stop = threading.Event()
@@ -297,6 +430,9 @@ class Tap:
     def start(self, endpoints: Any, rings: Mapping[str, str]) -> None:
         self.threads = [threading.Thread(target=self._bus, args=(endpoints,), name="tap-bus", daemon=True),
                         threading.Thread(target=self._tail, name="tap-log", daemon=True)]
+        if "audio" in rings:
+            self.threads.append(threading.Thread(target=self._audio, args=(rings["audio"],), name="tap-audio",
+                                                 daemon=True))
         for ring, hop in (("frames", "first_frame"), ("jpeg", "encoded")):
             if ring in rings:
                 self.threads.append(threading.Thread(target=self._ring, args=(ring, rings[ring], hop),
@@ -368,6 +504,27 @@ class Tap:
         finally:
             handle.close()
 
+    def _audio(self, name: str) -> None:
+        """Which samples of the played clip went out when (the capture stage stamps each chunk
+        with the clip offset of its first sample and the capture time of its last)."""
+        from synesthesia import shm
+
+        try:
+            handle = shm.FrameRing.attach(name)
+        except Exception as e:
+            self.errors.append(f"tap could not attach the audio ring: {e}")
+            return
+        try:
+            while not self.stop.is_set():
+                rec = handle.read(timeout=0.05)
+                if rec is None:
+                    continue
+                obs = AudioObs(rec.meta.frame, int(rec.array.shape[0]), rec.meta.t_source_ns)
+                del rec
+                self.audio.append(obs)
+        finally:
+            handle.close()
+
     def wait_for(self, trace_id: int, hops: Sequence[str], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self.cond:
@@ -398,6 +555,9 @@ class RunResult:
     exit_code: int
     log_tail: str
     errors: list[str]
+    audio: list[AudioObs] = field(default_factory=list)
+    played: Path | None = None  # the clip the capture stage played, when it is a file
+    speech_end_s: float | None = None  # where its voice ends, when the clip's manifest says
 
 
 Driver = Callable[["Any", Tap, Callable[[str], None]], None]
@@ -481,7 +641,50 @@ def run_pipeline(settings: Any, graph: Sequence[Any] | None, drive: Driver, trac
             os.environ[tracing.ENV] = previous
     records, bad = tracing.read(trace_log)
     return RunResult(records, sorted(tap.frames, key=lambda f: f.t_publish_ns), [s.name for s in arbiter.graph], bad,
-                     code, out.getvalue()[-4000:], errors + tap.errors)
+                     code, out.getvalue()[-4000:], errors + tap.errors, list(tap.audio), played_clip(settings))
+
+
+def played_clip(settings: Any) -> Path | None:
+    """The file the capture stage plays, if it plays one (not a microphone or a browser)."""
+    source = settings.capture.source
+    if source == "demo":
+        from synesthesia.stages.capture import demo_path
+
+        return demo_path()
+    path = Path(source.removeprefix("file:"))
+    return path if path.is_file() else None
+
+
+def voice_ends(results: Sequence[RunResult], interactions: Sequence[Interaction]) -> str:
+    """Annotate ``interactions`` with where the voice ended in each run's played clip; a note
+    saying what was found."""
+    from synesthesia.hearing.sources import RATE, read_audio
+
+    utter: list[int] = []
+    stretch: list[int] = []
+    for res in results:
+        if res.played is None or not res.audio:
+            continue
+        audio = read_audio(res.played)
+        voice = voice_in(audio, RATE)
+        if res.speech_end_s is not None:  # known timing beats the estimate
+            voice = Voice((int(round(res.speech_end_s * RATE)),), voice.stretch_ends)
+        # The clip's last chunk is padded to the ring's chunk size: its stamp is for its last real sample.
+        chunks = [dataclasses.replace(c, n=min(c.n, len(audio) - c.offset)) for c in res.audio]
+        utter += voice_times(voice.utterance_ends, chunks, RATE)
+        stretch += voice_times(voice.stretch_ends, chunks, RATE)
+    spoken = sum(1 for it in interactions if "speech_end" in it.hops)
+    done = annotate_voice(interactions, sorted(utter), sorted(stretch))
+    early = sum(1 for it in interactions if "keyword_end" in it.hops)
+    known = sum(1 for res in results if res.speech_end_s is not None)
+    how = (f"the manifest's speech_end_s ({known} clips) or else " if known else "") + "the played audio itself"
+    return (f"voice end: where speech stops, from {how} (10 ms frames within {VOICED_DB:g} dB of the "
+            f"loudest and above the noise floor; {UTTERANCE_GAP_S:g} s of silence ends an utterance), mapped onto the "
+            "run's clock through the "
+            f"audio ring's capture stamps; found for {done} of {spoken} spoken interactions. {early} had an early "
+            "intent (from a partial transcript, before the voice ended): those count from the end of the last voiced "
+            "stretch before it (the keyword's end as near as the audio tells). Rows named 'VAD speech end' start "
+            "where the VAD declared the end instead.")
 
 
 def attach_browser(arbiter: Any, deadline: float, progress: Callable[[str], None]) -> Any:
@@ -573,10 +776,11 @@ DEFAULT_PROMPTS: tuple[str, ...] = (
 )
 
 
-def _manifest(path: Path) -> list[Path]:
-    """Clip paths from a manifest: JSON (a list, or an object with ``clips``/``items``) or JSON
+def _manifest(path: Path) -> list[tuple[Path, float | None]]:
+    """Clips from a manifest: JSON (a list, or an object with ``clips``/``items``) or JSON
     Lines of objects with ``audio``/``path``/``file``, or plain lines of paths; relative paths
-    are taken from the manifest's folder."""
+    are taken from the manifest's folder. An object's ``speech_end_s`` (where the voice ends in
+    the clip, as `bench listen` manifests give it) comes along, else None."""
     import json
 
     text = path.read_text()
@@ -594,13 +798,16 @@ def _manifest(path: Path) -> list[Path]:
                 entries.append(json.loads(line))
             except json.JSONDecodeError:
                 entries.append(line)
-    clips = []
+    clips: list[tuple[Path, float | None]] = []
     for e in entries:
         p = e if isinstance(e, str) else next((e[k] for k in ("audio", "path", "file", "wav") if k in e), None)
         if p is None:
             raise ValueError(f"{path}: entry {e!r} names no audio file (audio, path, file or wav)")
-        clips.append(p if Path(p).is_absolute() else path.parent / p)
-    return [Path(c) for c in clips]
+        end = None if isinstance(e, str) else e.get("speech_end_s")
+        if end is not None and not (isinstance(end, (int, float)) and end >= 0):
+            raise ValueError(f"{path}: entry {e!r}: speech_end_s must be a number of seconds >= 0")
+        clips.append((Path(p) if Path(p).is_absolute() else path.parent / p, None if end is None else float(end)))
+    return clips
 
 
 def _clip_seconds(path: Path) -> float:
@@ -650,12 +857,13 @@ def run_from_args(args: Any) -> Report:
         records, bad = tracing.read(args.from_log)
         results.append(RunResult(records, [], stages, bad, 0, "", []))
     elif spoken and args.manifest:
-        for i, clip in enumerate(_manifest(Path(args.manifest))):
+        for i, (clip, end_s) in enumerate(_manifest(Path(args.manifest))):
             progress(f"e2e: clip {i + 1}: {clip.name}")
             s = load_settings(getattr(args, "config", None), overrides={**overrides, "capture": {"source": str(clip), "loop": False}})
-            results.append(run_pipeline(s, default_graph(s), spoken_driver(_clip_seconds(clip), timeout),
-                                        log_path.with_name(f"{log_path.stem}-{i}{log_path.suffix}"), progress=progress,
-                                        browser=args.browser))
+            res = run_pipeline(s, default_graph(s), spoken_driver(_clip_seconds(clip), timeout),
+                               log_path.with_name(f"{log_path.stem}-{i}{log_path.suffix}"), progress=progress,
+                               browser=args.browser)
+            results.append(dataclasses.replace(res, speech_end_s=end_s))
     elif spoken:
         # The configured source (the bundled demo speech by default) plays until n utterances ended.
         results.append(run_pipeline(settings, graph, spoken_driver(args.interactions * 10.0, timeout, args.interactions),
@@ -670,6 +878,7 @@ def run_from_args(args: Any) -> Report:
     records = [r for res in results for r in res.records]
     frames = [f for res in results for f in res.frames]
     interactions = join(records)
+    voice_note = voice_ends(results, interactions) if spoken and not args.from_log else None
     emulate = settings.world.backend == "emulate"
     prov = provenance.collect(settings.to_dict(), extra={
         "interactions_requested": args.interactions, "mode": "spoken" if spoken else "typed",
@@ -678,6 +887,8 @@ def run_from_args(args: Any) -> Report:
     title = "End-to-end latency" + (" beside the reference system (world backend: emulate)" if emulate else "")
     report = build_report(records, stages, prov, title=title, with_reference=emulate or args.reference,
                           viewer=viewer, interactions=interactions, frames=frames)
+    if voice_note:
+        report.notes.append(voice_note)
     for res in results:
         if res.bad_lines:
             report.notes.append(f"{res.bad_lines} unreadable trace-log lines (a process stopped mid-write)")

@@ -23,6 +23,7 @@ from synesthesia.settings import Settings
 from synesthesia.stages.host import StageContext
 from synesthesia.world import Intent as WorldIntent
 from synesthesia.world import Pacer, WorldBackend, create_backend
+from synesthesia.world.pacer import raise_thread_priority
 
 
 def make_backend(cfg: Settings) -> WorldBackend:
@@ -128,7 +129,7 @@ def main(ctx: StageContext) -> None:
     backend.start(cfg.world.prompt)
     ring = shm.FrameRing.attach(ctx.rings["frames"])
     sink = RingSink(ring, ctx)
-    pacer = Pacer(backend, sink, fps=cfg.world.fps)
+    pacer = Pacer(backend, sink, fps=cfg.world.fps, respond=cfg.world.respond, realtime=True)
     sub = ctx.subscribe(["nlp.intent"])
     restored = restore_scene(ctx, pacer)  # after subscribing: nothing published meanwhile is missed
     if restored:
@@ -137,6 +138,9 @@ def main(ctx: StageContext) -> None:
     pacer.start()
     audio = threading.Thread(target=_feed_audio, args=(ctx, pacer), name="audio", daemon=True)
     audio.start()
+    # Intents arrive on this thread: it hands them to the pacer at the same priority (threads started
+    # after this would inherit it, so it comes last).
+    ctx.status.update(intake_priority=raise_thread_priority())
     last_stats = time.monotonic()
     last_frames = 0
     try:
@@ -165,7 +169,7 @@ def main(ctx: StageContext) -> None:
                 ctx.publish(FrameStats(stage=ctx.name, stream="frames", frames=st.frames, dropped=st.dropped,
                                        fps=(st.frames - last_frames) / (now - last_stats),
                                        latency_p50_us=st.jitter_ms_p50 * 1e3, latency_p99_us=st.jitter_ms_p99 * 1e3))
-                ctx.status.update(st.as_dict())
+                ctx.status.update(st.as_dict(), priority=pacer.priority)
                 last_stats, last_frames = now, st.frames
     finally:
         pacer.stop()

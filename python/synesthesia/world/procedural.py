@@ -18,7 +18,18 @@ from synesthesia import _native
 from synesthesia.errors import IntentRejected, KernelArgumentError
 from synesthesia.world.base import DEFAULT_SIZE, Intent, Marks, WorldFrame, validate_intent
 
-__all__ = ["VOCABULARY", "CATEGORIES", "STATE_NAMES", "ProceduralBackend", "SteeredScene", "render_state", "spectral_pulse"]
+__all__ = [
+    "VOCABULARY",
+    "CATEGORIES",
+    "STATE_NAMES",
+    "START_WORDS",
+    "ProceduralBackend",
+    "SteeredScene",
+    "render_state",
+    "settled_snapshot",
+    "spectral_pulse",
+    "word_visibility",
+]
 
 #: Every word the procedural world understands, in vocabulary order.
 VOCABULARY: tuple[str, ...] = tuple(w for w, _ in _native.world_vocabulary())
@@ -27,6 +38,8 @@ CATEGORIES: dict[str, str] = dict(_native.world_vocabulary())
 #: Names of the scene state vector's entries (also the onnx backend's conditioning layout).
 STATE_NAMES: tuple[str, ...] = tuple(_native.world_state_names())
 _WORDS = frozenset(VOCABULARY)
+#: Words the start scene (mountains at sunset) already shows: saying them changes nothing.
+START_WORDS: tuple[str, ...] = ("mountains", "sunset")
 _PULSE_SAMPLES = 1024
 
 
@@ -198,3 +211,33 @@ class ProceduralBackend:
         """A fresh copy of the frame for the current state, without advancing time."""
         state, t = self._steer.now()
         return render_state(state, t, (self.width, self.height), self.seed)
+
+
+def settled_snapshot(
+    keywords: dict[str, float], size: tuple[int, int] = (640, 352), seed: int = 0, t: float | None = None
+) -> npt.NDArray[np.uint8]:
+    """The frame of the scene ``keywords`` settle into from the start scene, at world time ``t``
+    (default: the snapshot command's moment)."""
+    from synesthesia.cli.snapshot import SNAPSHOT_TIME
+
+    world = ProceduralBackend(size[0], size[1], seed=seed)
+    if keywords:
+        world.apply(Intent(keywords=keywords, prompt=" ".join(keywords), trace_id="snapshot"))
+    world.settle()
+    world.set_world_time(SNAPSHOT_TIME if t is None else t)
+    return world.replay_frame()
+
+
+def word_visibility(size: tuple[int, int] = (640, 352), seed: int = 0) -> dict[str, float]:
+    """How far each vocabulary word, said once at its dictionary weight, moves the start scene:
+    the mean absolute difference (0-255, over every pixel and channel) between the settled
+    snapshots with and without it."""
+    from synesthesia.world.words import keywords_from_text
+
+    start = settled_snapshot({}, size, seed).astype(np.int16)
+    out: dict[str, float] = {}
+    for word in VOCABULARY:
+        weight = keywords_from_text(word).get(word, 1.0)
+        moved = settled_snapshot({word: weight}, size, seed).astype(np.int16)
+        out[word] = float(np.abs(moved - start).mean())
+    return out

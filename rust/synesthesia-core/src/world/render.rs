@@ -217,6 +217,14 @@ struct Look {
     fog_col: Rgb,
     s: SceneState,
     tint: Rgb,
+    /// The colour word's colour at its own brightness (per unit of the pixel's luminance), and
+    /// how far the grade recolours toward it.
+    wash: Rgb,
+    wash_k: f32,
+    /// Tempo as a look: saturation and contrast rise with speed; a slow world is softer and cooler.
+    sat: f32,
+    contrast: f32,
+    chill: f32,
     flash: f32,
     strike: Option<u32>,
     pulse: Pulse,
@@ -225,6 +233,10 @@ struct Look {
 impl Look {
     fn new(seed: u32, st: &SceneState, t: f32, pulse: &Pulse, w: usize, h: usize) -> Look {
         let hf = h as f32;
+        // Falling snow fills the air: it thickens the haze the way a light fog does.
+        let mut air = *st;
+        air.values[p::FOG] = (st.get(p::FOG) + 0.35 * st.get(p::SNOW)).min(1.0);
+        let st = &air;
         let times = st.times();
         let scenes = st.scenes();
         let tmix = |f: &dyn Fn(&TimeLook) -> f32| times.iter().zip(TIMES.iter()).map(|(w, l)| w * f(l)).sum::<f32>();
@@ -265,11 +277,21 @@ impl Look {
         let zenith = mix(zenith, scale(storm_grey, 0.6 * tmix(&|l| l.light)), 0.6 * storm);
         let light = tmix(&|l| l.light) * dim;
         let fog_col = mix(sky_h, scale([190.0, 195.0, 200.0], 0.25 + 0.75 * light), 0.55);
+        let fog_col = mix(fog_col, scale([236.0, 240.0, 248.0], 0.3 + 0.7 * light), 0.6 * g(p::SNOW));
 
         let tint_target = [g(p::TINT_R), g(p::TINT_G), g(p::TINT_B)];
         let lum = (0.2126 * tint_target[0] + 0.7152 * tint_target[1] + 0.0722 * tint_target[2]).max(0.05);
         let exposure = 1.0 + 0.15 * pulse.level;
         let tint = [0, 1, 2].map(|c| (1.0 + g(p::TINT) * (tint_target[c] / lum - 1.0)).max(0.2) * exposure);
+        // The word's colour at its own brightness: gold and green light the picture, red,
+        // blue and purple deepen it.
+        let wash = [0, 1, 2].map(|c| tint_target[c] / 0.62 * exposure);
+        let wash_k = (1.1 * g(p::TINT)).min(0.9);
+        // Tempo, as a look (a still frame shows it too): faster is punchier, slower softer.
+        let pace = g(p::SPEED).max(0.05).log2().clamp(-1.5, 1.5) - 0.3 * g(p::CALM);
+        let pace = pace.clamp(-1.5, 1.5);
+        // Clear air: colours more vivid than under a veil of cloud.
+        let clarity = (0.5 - g(p::CLOUDS)).max(0.0) * 2.0 * (1.0 - g(p::FOG));
 
         let sun_h = tmix(&|l| l.sun_h);
         Look {
@@ -300,6 +322,11 @@ impl Look {
             fog_col,
             s: *st,
             tint,
+            wash,
+            wash_k,
+            sat: (1.0 + 0.4 * pace) * (1.0 + 0.45 * clarity),
+            contrast: (1.0 + 0.15 * pace) * (1.0 + 0.12 * clarity),
+            chill: (-pace).max(0.0) * 0.1,
             flash,
             strike,
             pulse: *pulse,
@@ -308,7 +335,19 @@ impl Look {
 
     #[inline]
     fn grade(&self, c: Rgb) -> Rgb {
-        [c[0] * self.tint[0], c[1] * self.tint[1], c[2] * self.tint[2]]
+        let mut c = [c[0] * self.tint[0], c[1] * self.tint[1], c[2] * self.tint[2]];
+        if self.wash_k > 0.0 {
+            let l = 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+            // Recolour toward the word's hue at the pixel's own luminance: the sky, the light,
+            // the water and the land all take the colour, not only the channels it shares.
+            c = mix(c, scale(self.wash, l), self.wash_k);
+        }
+        if self.sat != 1.0 || self.chill > 0.0 {
+            let l = 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+            c = [0, 1, 2].map(|i| 110.0 + (l + (c[i] - l) * self.sat - 110.0) * self.contrast);
+            c = mix(c, [150.0, 190.0, 245.0], self.chill);
+        }
+        c
     }
 
     fn g(&self, i: usize) -> f32 {
@@ -411,6 +450,7 @@ impl Renderer {
         let aurora = lk.g(p::AURORA) * (0.3 + 0.7 * lk.dark) * (1.0 + 0.6 * lk.pulse.bands[1]);
         let space = lk.scenes[5];
         let fog = lk.g(p::FOG);
+        let fire = lk.g(p::FIRE);
         let cloud_lit = mix(mix(lk.sky_h, [235.0, 232.0, 228.0], 0.55), lk.sun, 0.25);
         let cloud_lit = scale(cloud_lit, (0.25 + 0.75 * lk.light).min(1.1) * (1.0 + 0.25 * lk.pulse.bands[1]));
         let cloud_dark = scale([58.0, 60.0, 70.0], 0.3 + 0.7 * lk.light);
@@ -441,6 +481,11 @@ impl Renderer {
             if space > 0.0 {
                 base = mix(base, mix([2.0, 2.0, 8.0], [12.0, 6.0, 26.0], fy / hf), space);
             }
+            if fire > 0.01 {
+                // A burning ridge glows on the horizon; its smoke darkens the sky above.
+                base = add(base, scale([190.0, 60.0, 14.0], fire * v.powi(3) * 0.8));
+                base = mix(base, [48.0, 36.0, 40.0], fire * 0.3 * (1.0 - v));
+            }
             let up = 1.0 - v;
             let z = 1.0 / (up + 0.12);
             let fog_a = (fog * 0.9 * (0.25 + 0.75 * v)).min(0.95);
@@ -469,7 +514,9 @@ impl Renderer {
                 }
                 let mut alpha = 0.0;
                 if clouds > 0.01 && up > 0.0 {
-                    let cu = (fx - 0.5 * w as f32) / hf * z * 0.45 + t * (0.01 + 0.06 * wind);
+                    // Strong wind draws the clouds out into streaks.
+                    let stretch = 1.0 + 2.0 * (wind - 0.3).max(0.0);
+                    let cu = (fx - 0.5 * w as f32) / hf * z * 0.45 / stretch + t * (0.01 + 0.06 * wind);
                     let cv = z * 0.9 + t * 0.004;
                     let n = self.lattice.fbm2(cu * 1.5, cv * 1.5, 4);
                     let edge = 1.0 - clouds * 0.8 - 0.12;
@@ -666,17 +713,19 @@ impl Renderer {
         // Snow caps sit in the same air as the rock under them.
         let snow_lit = scale([236.0, 240.0, 250.0], 0.3 + 0.8 * lk.light);
         let base = if k < 3 { mix(lk.far, lk.near, [0.0, 0.55, 0.95][k]) } else { lk.fore };
-        let haze = [0.5, 0.3, 0.14, 0.03][k];
+        // Clear air (few clouds) shows the far ridges crisper.
+        let haze = [0.5, 0.3, 0.14, 0.03][k] * (0.55 + 0.9 * lk.g(p::CLOUDS)).min(1.0);
         let fogk = [0.92, 0.8, 0.6, 0.35][k] * lk.g(p::FOG);
-        let snow = lk.g(p::SNOW) * [0.5, 0.4, 0.3, 0.12][k];
-        let fire = lk.g(p::FIRE) * [0.0, 0.05, 0.15, 0.2][k];
+        let snow = lk.g(p::SNOW) * [0.8, 0.75, 0.7, 0.6][k];
+        // Firelight: the burning ridge and the campfire light the near land most.
+        let fire = lk.g(p::FIRE) * [0.25, 0.45, 0.7, 1.0][k];
         let light = lk.light;
         let lit_col = scale(mix(base, [240.0, 242.0, 250.0], snow), 0.35 + 0.85 * light);
         let lit_col =
-            add(mix(lit_col, mul(lit_col, scale(lk.sun, 1.0 / 200.0)), 0.4), scale([120.0, 45.0, 10.0], fire));
+            add(mix(lit_col, mul(lit_col, scale(lk.sun, 1.0 / 200.0)), 0.4), scale([150.0, 55.0, 12.0], fire));
         // Distance turns ridges toward the sky between zenith and horizon (aerial perspective).
         let haze_col = mix(lk.fog_col, mix(lk.sky_h, lk.zenith, 0.45), (1.0 - lk.g(p::FOG)) * 0.6);
-        let dark_col = mul(scale(lit_col, 0.5), [0.9, 0.95, 1.1]);
+        let dark_col = add(mul(scale(lit_col, 0.5), [0.9, 0.95, 1.1]), scale([90.0, 30.0, 6.0], fire));
         for y in rows {
             // Valley fog pools just above the water line.
             let near_horizon = (-(lk.horizon - y as f32).abs() / (0.06 * lk.hf)).exp();
@@ -1072,32 +1121,24 @@ fn fire(lk: &Look, ridge: &[i32], buf: &mut [u8], stride: usize) {
     let base = 0.92 * hf;
     sources.push((cx, base, 1.0));
     if f > 0.3 {
-        for i in 0..7 {
-            let x = (0.06 + 0.13 * i as f32 + 0.03 * unit(hash2(lk.seed, i, 0xf1))) * w as f32;
+        for i in 0..12 {
+            let x = (0.04 + 0.08 * i as f32 + 0.03 * unit(hash2(lk.seed, i, 0xf1))) * w as f32;
             let r = ridge[2 * w + (x as usize).min(w - 1)];
             if r != i32::MAX && (r as f32) < lk.horizon {
-                sources.push((x, r as f32 + 1.0, 0.3));
+                sources.push((x, r as f32 + 1.0, 0.3 + 0.2 * unit(hash2(lk.seed, i, 0xf2))));
             }
         }
     }
-    // Warm light thrown around the campfire.
-    let gr = 0.32 * hf * f;
-    let (gx0, gx1) = ((cx - gr).max(0.0) as usize, ((cx + gr) as usize).min(w));
+    // Warm light thrown around the campfire, wider than high (it lights the ground).
+    let gr = 0.5 * hf * (0.4 + 0.6 * f);
     let (gy0, gy1) = ((base - gr).max(0.0) as usize, ((base + gr * 0.4) as usize).min(h));
-    let glow_col = [255.0, 120.0, 40.0];
+    let glow = scale([255.0, 120.0, 40.0], 0.6 * f * flicker);
     for y in gy0..gy1 {
         let dy = (y as f32 - base) / gr;
-        for x in gx0..gx1 {
-            let dx = (x as f32 - cx) / gr;
-            let d2 = dx * dx + dy * dy;
-            if d2 < 1.0 {
-                let a = (1.0 - d2) * (1.0 - d2) * 0.45 * f * flicker;
-                add_px(buf, stride, w, h, x as i32, y as i32, glow_col, a);
-            }
-        }
+        disc_row(buf, stride, w, y, cx, 1.8 * gr, 1.0 - dy * dy, glow, 2);
     }
     for (si, &(sx, sy, size)) in sources.iter().enumerate() {
-        let fh = 0.24 * hf * size * (0.4 + 0.6 * f);
+        let fh = 0.32 * hf * size * (0.4 + 0.6 * f);
         let count = (120.0 * size.max(0.3)) as u32;
         for i in 0..count {
             let r = hash2(lk.seed, i, si as u32 + 0xf00);
@@ -1112,14 +1153,14 @@ fn fire(lk: &Look, ridge: &[i32], buf: &mut [u8], stride: usize) {
             } else {
                 mix([255.0, 170.0, 50.0], [190.0, 40.0, 10.0], ((ph - 0.25) / 0.75).min(1.0))
             };
-            let a = (1.0 - ph) * 0.55 * flicker;
+            let col = scale(col, (1.0 - ph) * 0.55 * flicker);
             let ri = rad.ceil() as i32;
+            let (xc, yc) = ((x as i32) as f32, y as i32);
             for oy in -ri..=ri {
-                for ox in -ri..=ri {
-                    let d2 = (ox * ox + oy * oy) as f32 / (rad * rad);
-                    if d2 < 1.0 {
-                        add_px(buf, stride, w, h, x as i32 + ox, y as i32 + oy, col, a * (1.0 - d2));
-                    }
+                let yy = yc + oy;
+                if yy >= 0 && (yy as usize) < h {
+                    let q = (oy * oy) as f32 / (rad * rad);
+                    disc_row(buf, stride, w, yy as usize, xc, rad, 1.0 - q, col, 1);
                 }
             }
         }
@@ -1136,6 +1177,34 @@ fn fire(lk: &Look, ridge: &[i32], buf: &mut [u8], stride: usize) {
             + (t * 2.0 + i as f32).sin() * 0.02 * hf;
         let y = base - ph * 0.55 * hf;
         add_px(buf, stride, w, h, x as i32, y as i32, [255.0, 150.0, 50.0], 1.0 - ph);
+    }
+}
+
+/// Add `col` times a radial falloff along one row of a disc (or ellipse) centred on `cx` with
+/// horizontal radius `rx`: `rem` is 1 - (the row's vertical offset / vertical radius)^2, and
+/// the falloff is (1 - d^2)^`power` with d the normalised distance from the centre.
+#[allow(clippy::too_many_arguments)]
+fn disc_row(buf: &mut [u8], stride: usize, w: usize, y: usize, cx: f32, rx: f32, rem: f32, col: Rgb, power: i32) {
+    if rem <= 0.0 {
+        return;
+    }
+    let half = rem.sqrt() * rx;
+    let x0 = (cx - half).ceil().max(0.0) as usize;
+    let x1 = ((cx + half).floor() + 1.0).clamp(0.0, w as f32) as usize;
+    if x0 >= x1 {
+        return;
+    }
+    let inv = 1.0 / (rx * rx);
+    // Fixed point: one float-to-int conversion per pixel, integer adds per channel.
+    let colq = col.map(|c| (c.clamp(0.0, 1024.0) * 256.0) as u32);
+    let row = &mut buf[y * stride + x0 * 3..y * stride + x1 * 3];
+    for (i, px) in row.chunks_exact_mut(3).enumerate() {
+        let dx = (x0 + i) as f32 - cx;
+        let q = (rem - dx * dx * inv).max(0.0);
+        let a = ((if power == 2 { q * q } else { q }) * 256.0) as u32;
+        for c in 0..3 {
+            px[c] = (px[c] as u32 + ((colq[c] * a) >> 16)).min(255) as u8;
+        }
     }
 }
 
@@ -1169,7 +1238,7 @@ fn precipitation(lk: &Look, buf: &mut [u8], stride: usize) {
     let snow = lk.g(p::SNOW);
     if snow > 0.02 {
         let col = lk.grade(scale([245.0, 248.0, 255.0], 0.45 + 0.55 * lk.light));
-        let n = (snow * 2600.0 * area) as u32;
+        let n = (snow * 5000.0 * area) as u32;
         for i in 0..n {
             let r = hash2(lk.seed, i, 0x5e0);
             let near = unit(hash(r ^ 1));
@@ -1178,7 +1247,7 @@ fn precipitation(lk: &Look, buf: &mut [u8], stride: usize) {
             let y = (unit(r) * span + t * vy).rem_euclid(span) - 2.0;
             let sway = (t * (0.6 + near) + unit(hash(r ^ 2)) * 6.28).sin() * 0.012 * hf;
             let x = (unit(hash(r)) * w as f32 + sway + t * wind * 0.06 * hf * (0.5 + near)).rem_euclid(w as f32);
-            let size = if near > 0.8 { 2 } else { 1 };
+            let size = 1 + (near * near * hf / 350.0) as i32;
             let a = 0.55 + 0.45 * near;
             for oy in 0..size {
                 for ox in 0..size {

@@ -290,7 +290,7 @@ fn steer(target: &mut SceneState, words: &[(&str, f32)]) {
             let mixed: f32 = colours.iter().map(|(c, w)| c[k] * w).sum::<f32>() / total;
             s.lerp_to(i, mixed, wmax);
         }
-        s.lerp_to(p::TINT, 0.6, wmax);
+        s.lerp_to(p::TINT, 1.0, wmax);
     }
     for i in 0..N {
         s.values[i] = s.values[i].clamp(0.0, MAXIMA[i]);
