@@ -23,12 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from synesthesia.bus import CommandServer, Endpoints, Handler, Publisher, Subscriber
+from synesthesia.errors import StageFatalError
 from synesthesia.messages import Heartbeat, LogLine, Message
 from synesthesia.settings import Settings
 
-__all__ = ["StageContext", "main"]
+__all__ = ["StageContext", "main", "FATAL_EXIT"]
 
 _PR_SET_PDEATHSIG = 1
+#: The exit code of a stage that raised `StageFatalError`: the supervisor does not restart it
+#: and ends the run (EX_CONFIG from sysexits.h).
+FATAL_EXIT = 78
 
 
 @dataclass
@@ -53,6 +57,11 @@ class StageContext:
         """Call once per loop iteration: heartbeats only go out while the loop turns, so a
         stage stuck in a call is seen as dead, not kept alive by its heartbeat thread."""
         self.last_tick = time.monotonic()
+
+    def idle(self) -> None:
+        """Wait for the stop flag while staying alive (a stage with nothing left to do)."""
+        while not self.stop.wait(0.1):
+            self.tick()
 
     def publish(self, msg: Message) -> None:
         # Publisher sockets are not thread-safe; stages publish from a few threads.
@@ -160,6 +169,9 @@ def main(
     code = 0
     try:
         importlib.import_module(module).main(ctx)
+    except StageFatalError as e:
+        log.error("%s", e)
+        code = FATAL_EXIT
     except Exception:
         log.exception("stage %s crashed", name)
         code = 1
