@@ -25,6 +25,7 @@ from typing import Any
 from synesthesia.bus import CommandServer, Endpoints, Handler, Publisher, Subscriber
 from synesthesia.errors import StageFatalError
 from synesthesia.messages import Heartbeat, LogLine, Message
+from synesthesia.ratelimit import RepeatFilter
 from synesthesia.settings import Settings
 
 __all__ = ["StageContext", "main", "FATAL_EXIT"]
@@ -76,6 +77,8 @@ class _BusLogHandler(logging.Handler):
     def __init__(self, ctx_ref: list[StageContext]) -> None:
         super().__init__()
         self._ctx_ref = ctx_ref
+        # A line a peer can trigger at will must not flood the bus and the supervisor's terminal.
+        self.addFilter(RepeatFilter())
 
     def emit(self, record: logging.LogRecord) -> None:
         if not self._ctx_ref:
