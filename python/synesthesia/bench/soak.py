@@ -45,7 +45,7 @@ class SoakConfig:
     viewers: int = 8
     kill_every_s: float = 10.0
     say_every_s: float = 15.0
-    warmup_s: float = 20.0  # of each process, before its growth is measured
+    warmup_s: float = 30.0  # of each process, before its growth is measured
     seed: int = 1
     stages: tuple[str, ...] = STAGES
     run_args: tuple[str, ...] = ()
@@ -355,7 +355,7 @@ def to_markdown(r: SoakResult, command: str, provenance: dict[str, Any]) -> str:
                          f"{max(values):.1f} |")
         else:
             lines.append(f"| {which} | 0 | | | |")
-    lines += ["", f"Frames received per viewer: {', '.join(map(str, r.viewer_frames))} (encoder published {r.published}); "
+    lines += ["", f"Frames received per viewer: {', '.join(map(str, r.viewer_frames))} (the encode process alive at the end published {r.published}); "
               f"reconnects after serve restarts: {r.reconnects}; frames the server skipped for a slow viewer: "
               f"{r.skipped_for_viewers}.", "",
               "## Left after stop", "", "\n".join(f"- {x}" for x in r.leftovers) or "nothing (processes, shared memory, runtime directory)", ""]
