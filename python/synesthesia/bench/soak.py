@@ -19,6 +19,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -167,8 +168,13 @@ def soak(cfg: SoakConfig, progress: Callable[[str], None] = lambda s: None) -> S
         rt = Path(tmp) / "rt"
         log_path = Path(tmp) / "run.log"
         env = dict(os.environ, SYNESTHESIA_RUNTIME_DIR=str(rt), PYTHONUNBUFFERED="1")
+        # A fixed port, as a user has (8765 by default): a restarted serve stage comes back where
+        # the viewers reconnect to.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
         with open(log_path, "w") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "synesthesia", "run", "--port", "0", *cfg.run_args],
+            proc = subprocess.Popen([sys.executable, "-m", "synesthesia", "run", "--port", str(port), *cfg.run_args],
                                     stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
         client: CommandClient | None = None
         viewers: _Viewers | None = None
@@ -198,9 +204,13 @@ def soak(cfg: SoakConfig, progress: Callable[[str], None] = lambda s: None) -> S
             else:
                 raise RuntimeError("the run did not come up within 90 s")
             assert client is not None
-            viewer_url = status["viewer"].replace("http", "ws", 1).split("?")[0].rstrip("/") + "/ws"
-            progress(f"run {run_id} up; {cfg.viewers} viewers on {viewer_url}")
-            viewers = _Viewers(cfg.viewers, lambda: viewer_url)
+            viewer_url = [status["viewer"]]  # followed from the status replies
+
+            def ws_url() -> str:
+                return viewer_url[0].replace("http", "ws", 1).split("?")[0].rstrip("/") + "/ws"
+
+            progress(f"run {run_id} up; {cfg.viewers} viewers on {ws_url()}")
+            viewers = _Viewers(cfg.viewers, ws_url)
             viewers.start()
             t0 = time.monotonic()
             end = t0 + cfg.minutes * 60
@@ -212,6 +222,7 @@ def soak(cfg: SoakConfig, progress: Callable[[str], None] = lambda s: None) -> S
                 reply = client.call("status", timeout=2.0)
                 if reply is not None and reply.ok:
                     status = reply.result
+                    viewer_url[0] = status["viewer"] or viewer_url[0]
                     members = [("supervisor", int(status["pid"]))] + [(s["name"], s["pid"]) for s in status["stages"] if s["pid"]]
                     for stage, pid in members:
                         seen_pids.add(pid)
@@ -233,8 +244,9 @@ def soak(cfg: SoakConfig, progress: Callable[[str], None] = lambda s: None) -> S
                             pass
                     next_kill = now + cfg.kill_every_s
                 if now >= next_note:
-                    progress(f"{(now - t0) / 60:.0f} min: {len(kills)} kills, "
-                             f"{sum(len(a) for a in viewers.arrivals)} frames at the viewers")
+                    recent = sum(1 for a in viewers.arrivals for t in a[-2000:] if t > now - 60)
+                    progress(f"{(now - t0) / 60:.0f} min: {len(kills)} kills, {recent} frames at the viewers "
+                             "in the last minute")
                     next_note = now + 60
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - now)))
             seconds = time.monotonic() - t0
@@ -365,6 +377,10 @@ def to_markdown(r: SoakResult, command: str, provenance: dict[str, Any]) -> str:
 def main(args: Any) -> int:
     from synesthesia.bench.provenance import collect
 
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt  # stop the run and clean up, also when SIGINT is ignored (nohup, &)
+
+    signal.signal(signal.SIGTERM, interrupt)
     cfg = SoakConfig(minutes=args.minutes, viewers=args.viewers, kill_every_s=args.kill_every, seed=args.seed)
     command = "synesthesia " + " ".join(sys.argv[1:])
     result = soak(cfg, progress=lambda s: print(f"soak: {s}", file=sys.stderr, flush=True))
