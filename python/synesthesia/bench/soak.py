@@ -68,6 +68,7 @@ class SoakResult:
     restarts: dict[str, int]
     failed: list[str]
     growth: dict[str, dict[str, float]]  # stage -> rss_mib_per_min, fds_per_min, observed_s, processes
+    max_gap_after_kill_ms: dict[str, float]
     gaps_kill_ms: list[float]
     gaps_steady_ms: list[float]
     viewer_frames: list[int]
@@ -101,10 +102,18 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _slope_per_min(points: list[tuple[float, float]]) -> float:
-    t = np.asarray([p[0] for p in points])
-    v = np.asarray([p[1] for p in points])
-    return float(np.polyfit(t - t[0], v, 1)[0] * 60.0)
+def _pooled_slope_per_min(series: list[list[tuple[float, float]]]) -> float:
+    """The growth per minute that all of a stage's processes share: a least-squares slope of value
+    against time with one intercept per process, so each restart starts afresh and short lives
+    still count, weighted by how long each was watched."""
+    num = den = 0.0
+    for points in series:
+        t = np.asarray([p[0] for p in points])
+        v = np.asarray([p[1] for p in points])
+        t = t - t.mean()
+        num += float(np.dot(t, v - v.mean()))
+        den += float(np.dot(t, t))
+    return num / den * 60.0 if den else 0.0
 
 
 class _Viewers:
@@ -284,7 +293,7 @@ def soak(cfg: SoakConfig, progress: Callable[[str], None] = lambda s: None) -> S
     for stage in ("supervisor", *STAGES):
         lives = [p for p in procs.values() if p.stage == stage]
         measured = [[s for s in p.samples if s[0] - p.born >= cfg.warmup_s] for p in lives]
-        measured = [m for m in measured if len(m) >= 10]
+        measured = [m for m in measured if len(m) >= 5]
         if not lives:
             continue
         if not measured:
@@ -293,25 +302,31 @@ def soak(cfg: SoakConfig, progress: Callable[[str], None] = lambda s: None) -> S
         longest = max(measured, key=lambda m: m[-1][0] - m[0][0])
         growth[stage] = {
             "processes": len(lives),
-            "observed_s": longest[-1][0] - longest[0][0],
-            "rss_mib_per_min": _slope_per_min([(s[0], s[1]) for s in longest]),
-            "fds_per_min": _slope_per_min([(s[0], float(s[2])) for s in longest]),
+            "measured": len(measured),
+            "observed_s": sum(m[-1][0] - m[0][0] for m in measured),
+            "longest_s": longest[-1][0] - longest[0][0],
+            "rss_mib_per_min": _pooled_slope_per_min([[(s[0], s[1]) for s in m] for m in measured]),
+            "fds_per_min": _pooled_slope_per_min([[(s[0], float(s[2])) for s in m] for m in measured]),
+            "fds_growth_max": float(max(max(s[2] for s in m) - m[0][2] for m in measured)),
+            "rss_longest_per_min": _pooled_slope_per_min([[(s[0], s[1]) for s in longest]]),
+            "rss_last": longest[-1][1],
             "fds_first": float(longest[0][2]),
             "fds_last": float(longest[-1][2]),
-            "rss_last": longest[-1][1],
         }
-    kill_times = [t for t, _ in kills]
     gaps_kill: list[float] = []
     gaps_steady: list[float] = []
+    after_kill: dict[str, float] = {}  # stage -> the longest gap after one of its kills
     for arrivals in viewers.arrivals if viewers else []:
         for a, b in zip(arrivals, arrivals[1:]):
-            near = any(k - 0.5 <= a <= k + KILL_WINDOW_S or a <= k <= b for k in kill_times)
+            near = [stage for k, stage in kills if k - 0.5 <= a <= k + KILL_WINDOW_S or a <= k <= b]
             (gaps_kill if near else gaps_steady).append((b - a) * 1000)
+            for stage in near:
+                after_kill[stage] = max(after_kill.get(stage, 0.0), (b - a) * 1000)
     restarts = {s["name"]: int(s["restarts"]) for s in status.get("stages", [])}
     return SoakResult(
         config=cfg, seconds=seconds, kills=kills, restarts=restarts,
         failed=[s["name"] for s in status.get("stages", []) if s["state"] == "failed"],
-        growth=growth, gaps_kill_ms=gaps_kill, gaps_steady_ms=gaps_steady,
+        growth=growth, max_gap_after_kill_ms=after_kill, gaps_kill_ms=gaps_kill, gaps_steady_ms=gaps_steady,
         viewer_frames=[len(a) for a in viewers.arrivals] if viewers else [],
         reconnects=viewers.reconnects if viewers else 0,
         skipped_for_viewers=sum(viewers.skipped.values()) if viewers else 0,
@@ -341,24 +356,29 @@ def to_markdown(r: SoakResult, command: str, provenance: dict[str, Any]) -> str:
         "",
         "## Kills and restarts",
         "",
-        "| stage | kills | restarts |",
-        "|---|---:|---:|",
+        "| stage | kills | restarts | longest frame gap at a viewer after its kill (ms) |",
+        "|---|---:|---:|---:|",
     ]
     for stage in STAGES:
-        lines.append(f"| {stage} | {kills_by.get(stage, 0)} | {r.restarts.get(stage, 0)} |")
-    lines += [f"| **all** | {len(r.kills)} | {sum(r.restarts.values())} |", "",
+        lines.append(f"| {stage} | {kills_by.get(stage, 0)} | {r.restarts.get(stage, 0)} | "
+                     f"{_f(r.max_gap_after_kill_ms.get(stage), 0)} |")
+    lines += [f"| **all** | {len(r.kills)} | {sum(r.restarts.values())} | |", "",
               f"Stages failed: {', '.join(r.failed) or 'none'}. "
               f"Counts: {', '.join(f'{k} {v}' for k, v in sorted(r.counts.items()))}.", "",
-              "## Growth per process after its first "
-              f"{cfg.warmup_s:g} s (the longest-lived process of each stage)", "",
-              "| stage | processes | observed s | RSS MiB/min | fds/min | fds first -> last | RSS MiB at end |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+              f"## Growth after each process's first {cfg.warmup_s:g} s", "",
+              "Growth per minute is the slope of RSS (or open descriptors) against time shared by all of a stage's "
+              "processes watched past warm-up (one intercept per process, so a restart is not growth). "
+              "The longest-lived process is shown on its own beside it.", "",
+              "| stage | processes (watched past warm-up) | watched s (longest) | RSS MiB/min | fds/min | "
+              "most fds gained by one process | longest: RSS MiB/min, fds first -> last, RSS MiB at end |",
+              "|---|---:|---:|---:|---:|---:|---|"]
     for stage, g in r.growth.items():
-        fds = f"{g['fds_first']:.0f} -> {g['fds_last']:.0f}" if "fds_first" in g else ""
-        lines.append(f"| {stage} | {int(g['processes'])} | {g['observed_s']:.0f} | {_f(g.get('rss_mib_per_min'), 3)} | "
-                     f"{_f(g.get('fds_per_min'), 2)} | "
-                     f"{fds} | "
-                     f"{_f(g.get('rss_last'), 1)} |")
+        if "rss_mib_per_min" not in g:
+            lines.append(f"| {stage} | {int(g['processes'])} (0) | 0 | | | | |")
+            continue
+        lines.append(f"| {stage} | {int(g['processes'])} ({int(g['measured'])}) | {g['observed_s']:.0f} ({g['longest_s']:.0f}) | "
+                     f"{g['rss_mib_per_min']:.3f} | {g['fds_per_min']:.3f} | {g['fds_growth_max']:.0f} | "
+                     f"{g['rss_longest_per_min']:.3f}, {g['fds_first']:.0f} -> {g['fds_last']:.0f}, {g['rss_last']:.1f} |")
     lines += ["", "## Frame gaps at the viewers (ms between consecutive frames)", "",
               "| gaps | n | p50 | p99 | max |", "|---|---:|---:|---:|---:|"]
     for which, values in (("steady (no kill within 3 s)", r.gaps_steady_ms), ("around a kill", r.gaps_kill_ms)):
