@@ -21,7 +21,7 @@ from synesthesia.settings import Settings, SettingsError, load_settings
 from synesthesia.stream.protocol import MAX_DEPTH, ProtocolError, decode_client_message
 from synesthesia.stream.server import StreamServer, _Client
 
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 _scalars = (st.none() | st.booleans() | st.integers() | st.floats() | st.text()
             | st.sampled_from(["prompt", "ack", "mic", "start", "stop", "s16le", "\ud800", "\udfff", ""]))
@@ -187,7 +187,7 @@ def test_settings_from_the_environment_load_or_name_the_key(env: dict[str, str])
     assert Settings.from_dict(s.to_dict()) == s  # what loads also crosses to a stage process
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(max_size=80) | st.binary(max_size=80).map(lambda b: b.decode("latin-1")),
        st.sampled_from(["", "[world]\n", "[supervisor]\n", "[serve]\n"]), st.booleans())
 def test_settings_files_load_or_name_the_key(text: str, head: str, raw: bool) -> None:
