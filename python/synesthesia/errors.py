@@ -107,6 +107,11 @@ class AudioSourceError(SynesthesiaError):
     non-finite signal, no microphone. The message says what to use instead where it can."""
 
 
+class StageFatalError(SynesthesiaError):
+    """A stage's input or configuration cannot work, so restarting it would only repeat the error
+    (a corrupt audio file, say): the stage exits with one line and the run ends with exit 1."""
+
+
 class RecognizerError(SynesthesiaError):
     """A speech recognizer or the VAD cannot be set up: a missing optional package, model
     directory or model file."""

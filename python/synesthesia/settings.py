@@ -8,6 +8,7 @@ underscore) < command-line flags. Every error names the key and the bad value.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -172,14 +173,21 @@ def _convert(key: str, hint: Any, value: Any, from_text: bool) -> Any:
                 pass
         raise SettingsError(key, f"invalid value {value!r}; expected an integer")
     if hint is float:
+        number: float | None = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if from_text:
+            number = float(value)
+        elif from_text:
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise SettingsError(key, f"invalid value {value!r}; expected a number")
+        if number is None:
+            raise SettingsError(key, f"invalid value {value!r}; expected a number")
+        if not math.isfinite(number):
+            # nan compares false with every bound: it would switch a range check (and the
+            # timeout it guards) off instead of failing it.
+            raise SettingsError(key, f"invalid value {value!r}; expected a finite number")
+        return number
     if hint is str:
         if isinstance(value, str):
             return value
@@ -207,17 +215,31 @@ def _apply(target: Any, data: Mapping[str, Any], prefix: str, from_text: bool = 
     _validate(target, prefix)
 
 
+#: Inclusive ranges, by setting name wherever it occurs in the tree.
+_RANGES: dict[str, tuple[float, float]] = {
+    "fps": (1, 240),
+    "width": (32, 8192),  # the procedural world's smallest frame
+    "height": (32, 8192),
+    "port": (0, 65535),
+    "quality": (1, 100),
+    "bitrate_bps": (10_000, 1_000_000_000),
+    "vad_threshold": (0.2, 0.95),  # speech ends 0.15 below it: 0.2 keeps that above 0
+    "heartbeat_interval_s": (0.01, 60),
+    "heartbeat_timeout_s": (0.05, 3600),
+    "restart_backoff_s": (0, 3600),
+    "restart_backoff_max_s": (0, 3600),
+    "max_restarts": (0, 1_000_000),
+    "restart_window_s": (0.001, 86_400),
+    "shutdown_grace_s": (0, 3600),
+    "memory_warn_mb": (1, 1 << 30),
+    "memory_kill_mb": (1, 1 << 30),
+    "emulate_mean_ms": (0, 3_600_000),
+    "emulate_std_ms": (0, 3_600_000),
+}
+
+
 def _validate(target: Any, prefix: str) -> None:
-    checks: dict[str, tuple[float, float]] = {
-        "fps": (1, 240),
-        "width": (16, 8192),
-        "height": (16, 8192),
-        "port": (0, 65535),
-        "quality": (1, 100),
-        "bitrate_bps": (10_000, 1_000_000_000),
-        "vad_threshold": (0.2, 0.95),  # speech ends 0.15 below it: 0.2 keeps that above 0
-    }
-    for name, (low, high) in checks.items():
+    for name, (low, high) in _RANGES.items():
         if hasattr(target, name):
             value = getattr(target, name)
             if not low <= value <= high:
@@ -226,6 +248,12 @@ def _validate(target: Any, prefix: str) -> None:
         value = getattr(target, name, None)
         if value is not None and value < 0:
             raise SettingsError(f"{prefix}{name}", f"invalid value {value!r}; must be >= 0")
+    if isinstance(target, SupervisorSettings) and target.restart_backoff_max_s < target.restart_backoff_s:
+        raise SettingsError(f"{prefix}restart_backoff_max_s", f"invalid value {target.restart_backoff_max_s!r}; "
+                            f"must be >= restart_backoff_s ({target.restart_backoff_s:g})")
+    if isinstance(target, ServeSettings) and target.token is not None:
+        if len(target.token) < 16 or not target.token.isascii() or not target.token.isprintable() or " " in target.token:
+            raise SettingsError(f"{prefix}token", "must be at least 16 printable ASCII characters without spaces")
 
 
 def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -235,8 +263,14 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         path = name[len(ENV_PREFIX) :].lower().split("__")
         node = layer
-        for part in path[:-1]:
+        for i, part in enumerate(path[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                table = ".".join(path[: i + 1])
+                raise SettingsError(table, f"{ENV_PREFIX}{'__'.join(path[: i + 1]).upper()} gives a value to "
+                                           f"{table}, which is a table of settings (and {name} sets a key in it)")
+        if isinstance(node.get(path[-1]), dict):
+            raise SettingsError(".".join(path), f"{name} gives a value to a table of settings")
         node[path[-1]] = value
     return layer
 
@@ -255,8 +289,14 @@ def load_settings(
                 data = tomllib.load(f)
         except FileNotFoundError:
             raise SettingsError("config", f"no such file: {path}") from None
+        except IsADirectoryError:
+            raise SettingsError("config", f"{path} is a directory, not a TOML file") from None
+        except UnicodeDecodeError as exc:
+            raise SettingsError("config", f"{path} is not UTF-8 text (byte {exc.start}): not a TOML file") from None
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError("config", f"{path} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise SettingsError("config", f"cannot read {path}: {exc.strerror or exc}") from None
         _apply(settings, data, "")
     _apply(settings, _env_layer(os.environ if environ is None else environ), "", from_text=True)
     if overrides:
@@ -285,4 +325,11 @@ def _check_together(settings: Settings) -> None:
         raise SettingsError("record", f"{settings.record!r}: the suffix must be .mp4 (H.264) or .avi (MJPEG)")
     if record.endswith(".mp4") and settings.encode.codec != "h264":
         raise SettingsError("record", "an .mp4 recording holds the H.264 stream: set encode.codec = 'h264' or record .avi")
-
+    for key in ("trace", "record", "session"):
+        value = getattr(settings, key)
+        if value:
+            target = Path(value)
+            if target.is_dir():
+                raise SettingsError(key, f"{value} is a directory; give a file path")
+            if not target.parent.is_dir():
+                raise SettingsError(key, f"the folder {target.parent} does not exist (it is not created for you)")

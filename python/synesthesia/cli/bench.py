@@ -23,6 +23,7 @@ _AREAS = {
     "stream": "adaptive encoder and the WebSocket stream",
     "render": "offline session render speed and the session log's cost to a live run",
     "e2e": "the real multiprocess pipeline: per-stage latency and the end-to-end loop",
+    "soak": "a long run under viewers, speech and random stage kills: leaks, frame gaps, leftovers",
 }
 
 
@@ -45,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             from synesthesia.cli import bench_listen
 
             bench_listen.add_arguments(p)
+            continue
+        if name == "soak":
+            p.add_argument("--minutes", type=float, default=10.0, help="how long to run (default: 10)")
+            p.add_argument("--viewers", type=int, default=8, help="WebSocket viewers (default: 8)")
+            p.add_argument("--kill-every", type=float, default=10.0, metavar="S", help="SIGKILL a random stage this often (default: 10 s)")
+            p.add_argument("--seed", type=int, default=1, help="seed of the kill and prompt choices")
+            p.add_argument("--out", metavar="FILE", type=Path, help="also write the Markdown report to FILE")
             continue
         _common(p)
         if name == "e2e":
@@ -74,6 +82,10 @@ def main(args: argparse.Namespace) -> int:
         from synesthesia.cli import bench_listen
 
         return bench_listen.main(args)
+    if args.area == "soak":
+        from synesthesia.bench import soak
+
+        return soak.main(args)
     area = AREAS[args.area]
     extra = list(args.extra)
     if args.area == "e2e" and args.quick:

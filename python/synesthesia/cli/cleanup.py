@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -10,9 +11,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from synesthesia.errors import SynesthesiaError
+
+    try:
+        return _clean(args.dry_run)
+    except SynesthesiaError as exc:
+        print(f"synesthesia cleanup: {exc}", file=sys.stderr)
+        return 1
+
+
+def _clean(dry_run: bool) -> int:
     from synesthesia.supervisor.runtime import cleanup_stale_runs, find_stale_runs
 
-    if args.dry_run:
+    if dry_run:
         stale = find_stale_runs()
         for run in stale:
             print(f"would remove {run.path} (supervisor pid {run.pid} is gone) and {len(run.segments)} segment(s)")

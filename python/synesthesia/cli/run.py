@@ -70,6 +70,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
+    from synesthesia.errors import SynesthesiaError
     from synesthesia.settings import SettingsError, load_settings
     from synesthesia.supervisor.arbiter import Arbiter
 
@@ -86,7 +87,11 @@ def main(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"synesthesia run: {exc}", file=sys.stderr)
         return 2
-    return Arbiter(settings).run()
+    try:
+        return Arbiter(settings).run()
+    except SynesthesiaError as exc:  # refused before any stage started (preflight, runtime dir)
+        print(f"synesthesia run: {exc}", file=sys.stderr)
+        return 1
 
 
 def _has_records(path: str) -> bool:

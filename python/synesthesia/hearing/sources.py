@@ -91,25 +91,50 @@ def to_mono_16k(audio: npt.NDArray[Any], rate: int, what: str = "audio") -> Audi
     return np.ascontiguousarray(a)
 
 
-def read_audio(path: str | Path) -> Audio:
-    """Reads a whole WAV/FLAC file (any libsndfile format, any rate, channels, sample format) as
-    16 kHz mono float32, with an `AudioSourceError` for every way it can be unusable."""
+def _open_soundfile(p: Path) -> Any:
+    """Opens ``p`` with libsndfile, with an `AudioSourceError` for every way it can be unusable
+    before a sample is read (missing, a directory, not audio, no channels, no frames)."""
     import soundfile as sf
 
-    p = Path(path)
     if not p.exists():
         raise AudioSourceError(f"audio file not found: {p}")
     if not p.is_file():
         raise AudioSourceError(f"not a regular file: {p}")
     try:
-        data, rate = sf.read(str(p), dtype="float32", always_2d=True)
+        f = sf.SoundFile(str(p))
     except sf.LibsndfileError as e:
         raise AudioSourceError(
             f"cannot read {p} as audio ({e.error_string}); supported: WAV, FLAC (and other "
             "formats libsndfile reads, such as OGG)"
         ) from None
-    except (RuntimeError, TypeError) as e:
+    except (RuntimeError, TypeError, ValueError, OSError) as e:
         raise AudioSourceError(f"cannot read {p} as audio: {e}") from None
+    if f.channels < 1 or f.samplerate < 1:
+        f.close()
+        raise AudioSourceError(f"{p}: {f.channels} channels at {f.samplerate} Hz is not audio")
+    if f.frames == 0:
+        f.close()
+        raise AudioSourceError(f"{p} holds no audio samples")
+    return f
+
+
+def _read_block(f: Any, frames: int, p: Path) -> npt.NDArray[np.float32]:
+    import soundfile as sf
+
+    try:
+        return np.asarray(f.read(frames, dtype="float32", always_2d=True))
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        raise AudioSourceError(f"cannot decode {p}: {e}") from None
+
+
+def read_audio(path: str | Path) -> Audio:
+    """Reads a whole WAV/FLAC file (any libsndfile format, any rate, channels, sample format) as
+    16 kHz mono float32, with an `AudioSourceError` for every way it can be unusable. For short
+    clips; a source plays long files block by block (:class:`FileSource`)."""
+    p = Path(path)
+    with _open_soundfile(p) as f:
+        data = _read_block(f, -1, p)
+        rate = f.samplerate
     if data.shape[0] == 0:
         raise AudioSourceError(f"{p} holds no audio samples")
     return to_mono_16k(data, rate, what=str(p))
@@ -138,24 +163,74 @@ def _chunks(audio: Audio, chunk: int, realtime: bool, clock: Callable[[], int]) 
         yield AudioChunk(block, start, pacer.stamp(start + len(block)))
 
 
+#: Native-rate frames decoded at a time by a file source: a second of 48 kHz audio, so an hour
+#: long file costs the same memory as a short one.
+FILE_BLOCK = 48000
+
+
 class FileSource(AudioSource):
-    """An audio file, decoded and converted on open (so a bad file fails before streaming
-    starts), then played at real-time pace, or as fast as possible with ``realtime=False``."""
+    """An audio file, streamed block by block (never loaded whole) and played at real-time pace,
+    or as fast as possible with ``realtime=False``. Opening it checks the header and decodes the
+    first block, so a bad file fails before streaming starts; a block that turns out corrupt later
+    (NaN samples, a decoding error) raises `AudioSourceError` from the iteration."""
 
     name = "file"
 
     def __init__(self, path: str | Path, *, realtime: bool = True, chunk: int = CHUNK,
                  clock: Callable[[], int] = time.monotonic_ns) -> None:
         self.path = Path(path)
-        self.audio = read_audio(self.path)
         self.realtime, self.chunk, self.clock = realtime, chunk, clock
+        with _open_soundfile(self.path) as f:
+            self.native_rate, self.frames = int(f.samplerate), int(f.frames)
+            first = _read_block(f, min(FILE_BLOCK, self.frames), self.path)
+        if first.shape[0] == 0:
+            raise AudioSourceError(f"{self.path} holds no audio samples (truncated?)")
+        to_mono_16k(first, self.native_rate, what=str(self.path))  # NaN / empty checks up front
 
     @property
     def duration_s(self) -> float:
-        return len(self.audio) / RATE
+        return self.frames / self.native_rate
+
+    @property
+    def audio(self) -> Audio:
+        """The whole file at 16 kHz (for short clips: evaluation and tests)."""
+        return read_audio(self.path)
+
+    def blocks(self) -> Iterator[Audio]:
+        """16 kHz mono float32 blocks of the file, decoded and resampled as they are needed."""
+        import soxr
+
+        resampler = None if self.native_rate == RATE else soxr.ResampleStream(self.native_rate, RATE, 1, dtype="float32")
+        decoded = 0
+        with _open_soundfile(self.path) as f:
+            while True:
+                data = _read_block(f, FILE_BLOCK, self.path)
+                last = data.shape[0] < FILE_BLOCK
+                if data.shape[0]:
+                    mono = data.mean(axis=1, dtype=np.float32)
+                    if not np.isfinite(mono).all():
+                        bad = int(np.count_nonzero(~np.isfinite(mono)))
+                        raise AudioSourceError(f"{self.path}: {bad} samples after {decoded / self.native_rate:.1f} s "
+                                               "are NaN or infinite; refusing corrupt audio")
+                    decoded += data.shape[0]
+                    yield mono if resampler is None else resampler.resample_chunk(mono, last=last)
+                elif resampler is not None:
+                    yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+                if last:
+                    return
 
     def __iter__(self) -> Iterator[AudioChunk]:
-        return _chunks(self.audio, self.chunk, self.realtime, self.clock)
+        pacer = _Pacer(self.realtime, self.clock)
+        pending = np.zeros(0, np.float32)
+        offset = 0
+        for block in self.blocks():
+            pending = np.concatenate([pending, block]) if len(pending) else block
+            while len(pending) >= self.chunk:
+                out, pending = pending[: self.chunk], pending[self.chunk :]
+                offset += len(out)
+                yield AudioChunk(np.ascontiguousarray(out), offset - len(out), pacer.stamp(offset))
+        if len(pending):
+            yield AudioChunk(np.ascontiguousarray(pending), offset, pacer.stamp(offset + len(pending)))
 
 
 class ToneSource(AudioSource):
@@ -291,9 +366,21 @@ def open_source(spec: str, *, realtime: bool = True) -> AudioSource:
     if kind == "mic":
         return MicSource(arg or None)
     if kind == "tone":
-        return ToneSource(float(arg) if arg else 440.0, duration_s=None, realtime=realtime)
+        return ToneSource(_number(spec, arg, 440.0), duration_s=None, realtime=realtime)
     if kind == "silence":
-        return SilenceSource(float(arg) if arg else None, realtime=realtime)
+        return SilenceSource(_number(spec, arg, None), realtime=realtime)
     if kind == "file":
         return FileSource(arg, realtime=realtime)
     return FileSource(spec, realtime=realtime)
+
+
+def _number(spec: str, arg: str, default: float | None) -> Any:
+    if not arg:
+        return default
+    try:
+        value = float(arg)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise AudioSourceError(f"audio source {spec!r}: {arg!r} is not a number; {OTHER_SOURCES}")
+    return value

@@ -13,12 +13,14 @@ present, the first words would be lost. So a file waits until the stages downstr
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 from synesthesia import shm
-from synesthesia.errors import AudioSourceError
-from synesthesia.hearing.sources import AudioSource, FileSource, MicSource, open_source
+from synesthesia.errors import AudioSourceError, StageFatalError
+from synesthesia.hearing.sources import AudioChunk, AudioSource, FileSource, MicSource, open_source
+from synesthesia.settings import CaptureSettings
 from synesthesia.stages.host import StageContext
 
 
@@ -30,8 +32,7 @@ def demo_path() -> Path:
     return Path(str(resources.files("synesthesia") / "data" / "demo.flac"))
 
 
-def open_configured(ctx: StageContext) -> AudioSource:
-    cfg = ctx.settings.capture
+def open_configured(cfg: CaptureSettings) -> AudioSource:
     if cfg.source == "demo":
         return FileSource(demo_path(), realtime=True)
     if cfg.source == "mic":
@@ -56,6 +57,17 @@ def wait_for_listeners(ctx: StageContext, timeout_s: float) -> list[str]:
     return sorted(waiting)
 
 
+def _fatal_on_error(source: AudioSource) -> Iterator[AudioChunk]:
+    """The source's chunks; a file found corrupt part-way ends the run (restarting would replay
+    it up to the same place)."""
+    try:
+        yield from source
+    except AudioSourceError as e:
+        if isinstance(source, MicSource):
+            raise
+        raise StageFatalError(str(e)) from None
+
+
 def main(ctx: StageContext) -> None:
     cfg = ctx.settings.capture
     ring = shm.FrameRing.attach(ctx.rings["audio"])
@@ -64,12 +76,15 @@ def main(ctx: StageContext) -> None:
     try:
         while not ctx.stop.is_set():
             try:
-                source = open_configured(ctx)
+                source = open_configured(cfg)
             except AudioSourceError as e:
-                # No microphone, a bad file: say so once and stop cleanly rather than crash-loop.
-                ctx.log.error("%s", e)
-                ctx.stop.wait()
-                return
+                if cfg.source == "mic":
+                    # No microphone: say so once and idle; typed prompts still drive the picture.
+                    ctx.log.error("%s", e)
+                    ctx.idle()
+                    return
+                # A bad file or spec: restarting cannot fix it, so the run ends with this line.
+                raise StageFatalError(str(e)) from None
             with source:
                 if isinstance(source, FileSource) and not waited and cfg.wait_s > 0:
                     waited = True
@@ -77,7 +92,7 @@ def main(ctx: StageContext) -> None:
                     if missing and not ctx.stop.is_set():
                         ctx.log.warning("playing %s although %s did not start within %g s: its first words may be "
                                         "lost", cfg.source, ", ".join(missing), cfg.wait_s)
-                for chunk in source:
+                for chunk in _fatal_on_error(source):
                     ctx.tick()
                     if ctx.stop.is_set():
                         break
@@ -93,7 +108,7 @@ def main(ctx: StageContext) -> None:
             looping = cfg.loop and cfg.source not in ("mic",)
             if not looping:
                 ctx.log.info("audio source %s ended after %d chunks", cfg.source, chunks)
-                ctx.stop.wait()
+                ctx.idle()
                 return
     finally:
         ring.close()

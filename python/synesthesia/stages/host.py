@@ -23,12 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from synesthesia.bus import CommandServer, Endpoints, Handler, Publisher, Subscriber
+from synesthesia.errors import StageFatalError
 from synesthesia.messages import Heartbeat, LogLine, Message
+from synesthesia.ratelimit import RepeatFilter
 from synesthesia.settings import Settings
 
-__all__ = ["StageContext", "main"]
+__all__ = ["StageContext", "main", "FATAL_EXIT"]
 
 _PR_SET_PDEATHSIG = 1
+#: The exit code of a stage that raised `StageFatalError`: the supervisor does not restart it
+#: and ends the run (EX_CONFIG from sysexits.h).
+FATAL_EXIT = 78
 
 
 @dataclass
@@ -54,6 +59,11 @@ class StageContext:
         stage stuck in a call is seen as dead, not kept alive by its heartbeat thread."""
         self.last_tick = time.monotonic()
 
+    def idle(self) -> None:
+        """Wait for the stop flag while staying alive (a stage with nothing left to do)."""
+        while not self.stop.wait(0.1):
+            self.tick()
+
     def publish(self, msg: Message) -> None:
         # Publisher sockets are not thread-safe; stages publish from a few threads.
         with self._lock:
@@ -67,6 +77,8 @@ class _BusLogHandler(logging.Handler):
     def __init__(self, ctx_ref: list[StageContext]) -> None:
         super().__init__()
         self._ctx_ref = ctx_ref
+        # A line a peer can trigger at will must not flood the bus and the supervisor's terminal.
+        self.addFilter(RepeatFilter())
 
     def emit(self, record: logging.LogRecord) -> None:
         if not self._ctx_ref:
@@ -160,6 +172,9 @@ def main(
     code = 0
     try:
         importlib.import_module(module).main(ctx)
+    except StageFatalError as e:
+        log.error("%s", e)
+        code = FATAL_EXIT
     except Exception:
         log.exception("stage %s crashed", name)
         code = 1

@@ -24,7 +24,10 @@ client -> server (text JSON, at most 64 KiB)
   - ``{"type": "ack", "frame": N}`` after drawing frame N (display latency is measured from it);
   - ``{"type": "mic", "state": "start", "rate": 16000, "format": "s16le"}`` / ``"stop"``; between
     them binary messages are little-endian int16 mono PCM at 16 kHz, handed to the audio sink.
-Anything else is answered with an ``error`` event, counted and logged; the socket stays open.
+Anything else is answered with an ``error`` event, counted and logged (repeats rate-limited); the
+socket stays open. Decoding limits (depth, number size, valid strings) are in
+:mod:`synesthesia.stream.protocol`; connection, idle, write-time and prompt-rate limits and the
+Host/Origin check of a loopback bind are in :mod:`synesthesia.stream.limits`.
 
 Each client has one pending-frame slot: a newer frame replaces an unsent one (counted as a drop
 for that client), so a stalled client costs one slot and the transport's bounded buffer, and
@@ -62,12 +65,16 @@ from aiohttp import WSMsgType, web
 
 from synesthesia import tracing
 from synesthesia.errors import StreamConfigError
+from synesthesia.ratelimit import RepeatFilter, TokenBucket
+from synesthesia.stream.limits import Limits, rebinding_refusal
 from synesthesia.stream.ports import AudioSink, EncoderControl, Prompt, PromptSink, RecordSource
+from synesthesia.stream.protocol import ProtocolError, decode_client_message
 from synesthesia.stream.records import JpegRecord
 
 __all__ = ["StreamServer", "is_loopback"]
 
 log = logging.getLogger("synesthesia.stream.server")
+log.addFilter(RepeatFilter())  # a peer sending junk must not write a line per message
 
 MAX_MESSAGE = 1 << 16
 MAX_PROMPT = 500
@@ -122,6 +129,9 @@ class _Client:
     #: encoded -> the page's ack of that frame (drawn), per frame: the codec comparison's figure.
     encoded_at: collections.OrderedDict[int, int] = field(default_factory=collections.OrderedDict)
     shown_ns: collections.deque[int] = field(default_factory=lambda: collections.deque(maxlen=1024))
+    prompt_bucket: TokenBucket | None = None
+    #: monotonic time since which its socket has had bytes it did not read (0: none queued)
+    stalled_since: float = 0.0
 
 
 class StreamServer:
@@ -138,11 +148,13 @@ class StreamServer:
         token: str | None = None,
         control: EncoderControl | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise StreamConfigError(f"port: must be 0..65535, got {port}")
         if token is not None and len(token) < 16:
             raise StreamConfigError("token: must be at least 16 characters")
+        self.limits = limits or Limits()
         self.records = records
         self.prompts = prompts
         self.audio = audio
@@ -193,13 +205,15 @@ class StreamServer:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
+                                     keepalive_timeout=self.limits.idle_timeout_s)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         if self.port == 0 and self._runner.addresses:
             self.port = int(self._runner.addresses[0][1])
         self._tasks.append(asyncio.create_task(self._hud_ticker()))
+        self._tasks.append(asyncio.create_task(self._watchdog()))
         fileno = getattr(self.records, "fileno", None)
         if self.records is not None and callable(fileno):
             self._ready_fd = fileno()
@@ -381,13 +395,19 @@ class StreamServer:
             while client.video and not ws.closed:
                 await self._send_frame(client, client.video.pop(0))
             item, client.pending = client.pending, None
-            if item is not None and not ws.closed:
-                await self._send_frame(client, item)
+            if item is None or ws.closed:
+                continue
+            if client.transport is not None and client.transport.get_write_buffer_size() > 0:
+                # The peer has not taken the last JPEG yet: skip this one rather than queue it,
+                # so a viewer that does not read costs at most one frame of memory.
+                client.dropped += 1
+                continue
+            await self._send_frame(client, item)
 
     async def _send_frame(self, client: _Client, item: tuple[JpegRecord, str, bytes]) -> None:
         record, meta, data = item
-        await client.ws.send_str(meta)
-        await client.ws.send_bytes(data)
+        await asyncio.wait_for(client.ws.send_str(meta), self.limits.write_timeout_s)
+        await asyncio.wait_for(client.ws.send_bytes(data), self.limits.write_timeout_s)
         done = time.monotonic_ns()
         encoded = record.t.get("encoded")
         if encoded is not None:
@@ -403,6 +423,22 @@ class StreamServer:
             client.encoded_at[record.frame] = encoded
             if len(client.encoded_at) > 128:
                 client.encoded_at.popitem(last=False)
+
+    async def _watchdog(self) -> None:
+        """Drop viewers that leave their socket unread for ``write_timeout_s``: aborted, since a
+        polite close would wait for the very bytes they do not read."""
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            for client in list(self.clients):
+                transport = client.transport
+                if transport is None or transport.get_write_buffer_size() == 0:
+                    client.stalled_since = 0.0
+                elif not client.stalled_since:
+                    client.stalled_since = now
+                elif now - client.stalled_since > self.limits.write_timeout_s:
+                    log.warning("client %s: dropped, its socket was not read for %.0f s", client.id, now - client.stalled_since)
+                    transport.abort()
 
     async def _hud_ticker(self) -> None:
         while True:
@@ -440,7 +476,25 @@ class StreamServer:
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
             given = auth[7:]
-        return hmac.compare_digest(given.encode(), self.token.encode())
+        try:
+            # Header bytes that are not UTF-8 arrive as surrogate escapes, which cannot encode.
+            given_bytes = given.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return hmac.compare_digest(given_bytes, self.token.encode())
+
+    def _gate(self, request: web.Request) -> web.Response | None:
+        """A refusal for a request this server must not answer (token, DNS rebinding), or None."""
+        if not self._authorized(request):
+            return self._refuse(request)
+        if self.token is None:
+            why = rebinding_refusal(request.headers.get("Host"), request.headers.get("Origin"), self.host, self.port)
+            if why is not None:
+                self.refused += 1
+                log.warning("refused %s %s: %s (a loopback viewer answers only its own address)", request.method,
+                            request.path, why)
+                return web.Response(status=403, text=f"403: {why}; open the viewer at {self.url}\n")
+        return None
 
     def _refuse(self, request: web.Request) -> web.Response:
         self.refused += 1
@@ -448,13 +502,16 @@ class StreamServer:
         return web.Response(status=401, text="401: this viewer needs its access token (?token=...)\n")
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
-        if not self._authorized(request):
-            return self._refuse(request)
+        refusal = self._gate(request)
+        if refusal is not None:
+            return refusal
         body = resources.files("synesthesia.viewer").joinpath("index.html").read_bytes()
         return web.Response(body=body, content_type="text/html", headers={"Cache-Control": "no-store"})
 
     async def _asset(self, request: web.Request) -> web.StreamResponse:
         # The scripts hold no secrets; only the page and the socket are gated by the token.
+        if self.token is None and (refusal := self._gate(request)) is not None:
+            return refusal
         name = request.match_info["name"]
         types = {".js": "text/javascript", ".css": "text/css"}
         suffix = name[name.rfind(".") :] if "." in name else ""
@@ -468,8 +525,9 @@ class StreamServer:
     # ----------------------------------------------------------------- WebSocket
 
     async def _socket(self, request: web.Request) -> web.StreamResponse:
-        if not self._authorized(request):
-            return self._refuse(request)
+        refusal = self._gate(request)
+        if refusal is not None:
+            return refusal
         origin = request.headers.get("Origin")
         if origin is not None and origin.split("://", 1)[-1] != request.host:
             # Another site's page must not drive a viewer it was not served from.
@@ -477,9 +535,14 @@ class StreamServer:
             log.warning("refused WebSocket from origin %s (host %s)", origin, request.host)
             return web.Response(status=403, text="403: cross-origin WebSocket\n")
         # JPEG does not deflate; compression would only cost CPU per client.
+        if len(self.clients) >= self.limits.max_clients:
+            self.refused += 1
+            log.warning("refused a viewer: %d connected, the limit", len(self.clients))
+            return web.Response(status=503, text=f"503: {len(self.clients)} viewers connected, the limit\n")
         ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE, heartbeat=15.0)
         await ws.prepare(request)
-        client = _Client(id=f"c{next(self._ids)}", ws=ws, transport=request.transport)
+        client = _Client(id=f"c{next(self._ids)}", ws=ws, transport=request.transport,
+                         prompt_bucket=TokenBucket(self.limits.prompt_rate, self.limits.prompt_burst))
         self._queue(client, json.dumps({"type": "hello", "protocol": PROTOCOL, "client": client.id, "pcm_rate": PCM_RATE}))
         self.clients.add(client)
         self._request(reason=f"client {client.id} connected")  # JPEG until its hello says more
@@ -495,10 +558,12 @@ class StreamServer:
                     self._malformed(client, f"protocol error: {ws.exception()}")
         finally:
             self.clients.discard(client)
+            if request.transport is not None and request.transport.get_write_buffer_size() > 0:
+                request.transport.abort()  # a close would wait for a peer that does not read
             sender.cancel()
             try:
                 await sender
-            except (asyncio.CancelledError, ConnectionError):
+            except (asyncio.CancelledError, ConnectionError, asyncio.TimeoutError):
                 pass
             except Exception:  # a send that failed as the peer vanished; nobody else is affected
                 log.debug("client %s sender ended with an error", client.id, exc_info=True)
@@ -513,11 +578,9 @@ class StreamServer:
 
     def _on_text(self, client: _Client, data: str) -> None:
         try:
-            msg = json.loads(data)
-        except json.JSONDecodeError as exc:
-            return self._malformed(client, f"not JSON ({exc.msg})")
-        if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
-            return self._malformed(client, "expected a JSON object with a string 'type'")
+            msg = decode_client_message(data)
+        except ProtocolError as exc:
+            return self._malformed(client, str(exc))
         kind = msg["type"]
         if kind == "hello":
             codecs = msg.get("codecs")
@@ -536,6 +599,8 @@ class StreamServer:
                 return self._malformed(client, "prompt: 'text' must be a non-empty string")
             if len(text) > MAX_PROMPT:
                 return self._malformed(client, f"prompt: 'text' longer than {MAX_PROMPT} characters")
+            if client.prompt_bucket is not None and not client.prompt_bucket.take():
+                return self._malformed(client, f"prompt: more than {self.limits.prompt_rate:g} per second; slow down")
             prompt = Prompt(text.strip(), client.id, time.monotonic_ns(), next(_trace_ids))
             if self.prompts is not None:
                 self.prompts.submit(prompt)

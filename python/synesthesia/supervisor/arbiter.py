@@ -40,6 +40,7 @@ from synesthesia.messages import (
 from synesthesia.settings import Settings
 from synesthesia.stages import host
 from synesthesia.supervisor.policy import RestartPolicy
+from synesthesia.supervisor.preflight import preflight
 from synesthesia.supervisor.runtime import RuntimeDir, cleanup_stale_runs
 from synesthesia.supervisor.watcher import StageSpec, StageState, Watcher
 
@@ -227,6 +228,7 @@ class Arbiter:
     def run(self) -> int:
         """Run until stopped; returns the process exit code (0 clean, 1 a critical stage failed)."""
         cfg = self.settings
+        preflight(cfg, stages={spec.name for spec in self.graph})
         if cfg.trace:
             tracing.enable(cfg.trace)  # before any stage spawns: they inherit it
         for line in cleanup_stale_runs(Path(cfg.runtime_dir) if cfg.runtime_dir else None):
@@ -272,7 +274,10 @@ class Arbiter:
                 for w in self.watchers.values():
                     before = w.state
                     state = w.poll()
-                    if state == StageState.FAILED and before != StageState.FAILED and w.spec.critical:
+                    if state == StageState.FAILED and before != StageState.FAILED and w.fatal:
+                        self.request_stop(f"{w.name} cannot run as configured")
+                        code = 1
+                    elif state == StageState.FAILED and before != StageState.FAILED and w.spec.critical:
                         self.say("supervisor", "error", f"{w.name} failed ({w.fail_reason}); the pipeline cannot run without it")
                         self.request_stop(f"{w.name} failed")
                         code = 1

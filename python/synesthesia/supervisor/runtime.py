@@ -5,6 +5,11 @@ mode 0700: its ZeroMQ ipc:// endpoints live there, `pid` holds the supervisor's 
 `segments` lists the shared-memory segment names the run created. A run whose supervisor pid
 is gone (SIGKILLed, say) is stale: its segments are unlinked and its directory removed by the
 next run or by `synesthesia cleanup`, which report what they removed.
+
+Nothing is deleted from a base directory that is not private to this user (it may be a shared
+folder someone pointed ``SYNESTHESIA_RUNTIME_DIR`` at), and only directories carrying the
+:data:`MARKER` file this module writes when it creates a run are ever candidates: a ``run-*``
+folder someone else made is left alone, whatever its name.
 """
 
 from __future__ import annotations
@@ -12,17 +17,21 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from synesthesia.bus import default_runtime_path, runtime_dir
+from synesthesia.errors import SynesthesiaError
 
-__all__ = ["RuntimeDir", "StaleRun", "default_base", "find_stale_runs", "find_live_runs", "cleanup_stale_runs", "SHM_PREFIX"]
+__all__ = ["RuntimeDir", "StaleRun", "default_base", "find_stale_runs", "find_live_runs", "cleanup_stale_runs", "check_private", "SHM_PREFIX", "MARKER"]
 
 #: Every segment a run creates is named `syn-<supervisor pid>-<run id>-<ring>`, so a leftover is
 #: recognisable, and whether its run is still alive is known from the name alone.
 SHM_PREFIX = "syn-"
 SHM_DIR = Path("/dev/shm")
+#: Written first into every run directory this module creates; cleanup removes nothing without it.
+MARKER = ".synesthesia-run"
 
 
 def default_base() -> Path:
@@ -61,6 +70,7 @@ class RuntimeDir:
         run_id = secrets.token_hex(4)
         path = base / f"run-{run_id}"
         path.mkdir(mode=0o700)
+        (path / MARKER).write_text(f"{run_id}\n")
         (path / "pid").write_text(str(os.getpid()))
         (path / "segments").touch()
         return cls(path, run_id)
@@ -87,12 +97,38 @@ class StaleRun:
     segments: list[str] = field(default_factory=list)
 
 
+def check_private(base: Path) -> None:
+    """Refuse a base directory that is not a directory owned by this user with no group or other
+    access (a symlink included): it is not ours to clean."""
+    st = base.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise SynesthesiaError(f"runtime dir {base} is not a directory owned by uid {os.getuid()}; nothing removed")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise SynesthesiaError(f"runtime dir {base} is accessible to other users (mode {stat.S_IMODE(st.st_mode):o}); "
+                               "use a private one (nothing removed)")
+
+
+def _ours(run: Path) -> bool:
+    """A real directory (not a link) owned by us that holds the marker of a run we created."""
+    try:
+        st = run.lstat()
+        marker = (run / MARKER).lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and stat.S_ISREG(marker.st_mode)
+
+
 def find_stale_runs(base: Path | None = None) -> list[StaleRun]:
+    """Runs this engine created under ``base`` whose supervisor is gone. Raises
+    `SynesthesiaError` when ``base`` is not private to this user."""
     base = base or default_base()
     stale: list[StaleRun] = []
-    if not base.is_dir():
+    if not os.path.lexists(base):
         return stale
+    check_private(base)
     for run in sorted(base.glob("run-*")):
+        if not _ours(run):
+            continue
         try:
             pid = int((run / "pid").read_text().strip() or 0)
         except (OSError, ValueError):
@@ -142,6 +178,8 @@ def find_live_runs(base: Path | None = None) -> list[tuple[str, Path]]:
     runs = []
     if base.is_dir():
         for run in base.glob("run-*"):
+            if not _ours(run):
+                continue
             try:
                 if _pid_alive(int((run / "pid").read_text().strip() or 0)):
                     runs.append((run.stat().st_mtime, run.name[len("run-") :], run))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from synesthesia.stages.host import FATAL_EXIT
 from synesthesia.supervisor.policy import RestartPolicy
 
 __all__ = ["StageSpec", "StageState", "Watcher", "rss_mb"]
@@ -74,6 +75,8 @@ class Watcher:
     last_heartbeat: float = 0.0
     last_status: dict[str, Any] = field(default_factory=dict)
     fail_reason: str = ""
+    #: It exited with FATAL_EXIT: it gave up on its own, and the run cannot go on as asked.
+    fatal: bool = False
     _restart_at: float = 0.0
     _warned_memory: bool = False
 
@@ -141,7 +144,12 @@ class Watcher:
         code = self.process.exitcode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
         decision = self.policy.on_exit(now, uptime_s=now - self.started_at)
-        if decision.fatal:
+        if code == FATAL_EXIT:
+            self.state = StageState.FAILED
+            self.fatal = True
+            self.fail_reason = f"{how}: its input or settings cannot work, so it is not restarted"
+            self.log("error", f"failed: {self.fail_reason}")
+        elif decision.fatal:
             self.state = StageState.FAILED
             self.fail_reason = f"{how}; {decision.reason}"
             self.log("error", f"failed: {self.fail_reason}")
