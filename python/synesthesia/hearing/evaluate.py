@@ -4,8 +4,8 @@ process): the real VAD, recognizer and NLP in-process, each file streamed as fas
 
 Manifest: JSON Lines, one object per clip, ``{"file": "<path relative to the manifest>",
 "expect": ["snow", ...]}``; an empty ``expect`` means the clip must produce no intent. Optional
-``speech_end_s`` (where the speech ends in the clip) and ``snr_db`` (null for clean speech) are
-used when present; without ``speech_end_s`` the end is estimated from the signal energy.
+``speech_end_s`` (where the speech ends in the clip), ``snr_db`` (null for clean speech) and
+``condition`` (a label the table groups clips by; default "clean" or "snr N dB") are used when present; without ``speech_end_s`` the end is estimated from the signal energy.
 
 Latency of a clip: for the keywords of its final intent, the moment the last of them was first
 published (early or final intent), minus the end of speech. That moment is the audio-clock end
@@ -41,6 +41,7 @@ class Clip:
     expect: tuple[str, ...]
     speech_end_s: float | None = None
     snr_db: float | None = None
+    condition: str | None = None  # the manifest's own label ("fast 1.12x", "noise 10 dB", ...)
 
 
 @dataclass
@@ -74,8 +75,10 @@ def read_manifest(path: str | Path, vocabulary: Vocabulary | None = None) -> lis
             if unknown:
                 raise AudioSourceError(f"{p}:{n}: expected keywords {unknown} are not canonical dictionary words")
         end = obj.get("speech_end_s")
+        cond = obj.get("condition")
         clips.append(Clip((p.parent / file), file, tuple(expect),
-                          float(end) if end is not None else None, obj.get("snr_db")))
+                          float(end) if end is not None else None, obj.get("snr_db"),
+                          str(cond) if cond is not None else None))
     if not clips:
         raise AudioSourceError(f"{p}: no clips")
     return clips
@@ -164,7 +167,7 @@ def evaluate(clips: list[Clip], listener: Listener, vocabulary: Vocabulary,
         if keywords and end_s is not None:
             latency = round(max(first_pub[k] for k in keywords) - end_s * 1000, 1)
         results.append(ClipResult(clip.file, clip.expect, keywords, latency,
-                                  "clean" if clip.snr_db is None else f"snr {clip.snr_db:g} dB",
+                                  clip.condition or ("clean" if clip.snr_db is None else f"snr {clip.snr_db:g} dB"),
                                   tuple(first_pub), transcript))
         if progress:
             progress(i + 1, len(clips))

@@ -22,7 +22,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,9 @@ class WhisperConfig:
     ``pause_min_s``: new audio a decode at a pause needs (the VAD hears the pause: the words so
     far are likely complete). ``trust_pause``: at a pause the latest decode's words count as
     stable without a second decode agreeing (brings the last keyword's early intent forward).
-    ``window_s``: most audio one decode sees. ``prompt``: bias every decode with the keyword forms.
+    ``window_s``: most audio one decode sees. ``prompt``: what biases every decode: "keywords"
+    (the canonical words as the previous text), "forms" (every surface form: about four times
+    the prompt tokens, so slower) or "none".
     ``tokens_per_s`` / ``tokens_min``: the token budget of a decode, tied to its audio's duration.
     ``no_speech`` / ``min_logprob``: a decode whose no-speech probability is above ``no_speech``
     and whose average log-probability is under ``min_logprob`` is silence (Whisper's own rule);
@@ -58,8 +60,9 @@ class WhisperConfig:
     step_s: float = 0.4
     pause_min_s: float = 0.05
     trust_pause: bool = True
+    trust_logprob: float = -0.4
     window_s: float = 6.0
-    prompt: bool = True
+    prompt: str = "keywords"
     beam_size: int = 1
     tokens_per_s: float = 6.0
     tokens_min: int = 6
@@ -127,9 +130,10 @@ def cut_repeats(words: list[str], max_repeats: int = 2) -> list[str]:
                 break
         i += 1
     # the whole transcript begun again: out[p:] repeats out[:len - p], its last word maybe cut off
-    for p in range(1, len(out) - 1):
+    # ("make it rain make": one word of a new start is enough when three came before it)
+    for p in range(1, len(out)):
         tail, head = out[p:], out[: len(out) - p]
-        if len(tail) >= 2 and tail[:-1] == head[:-1] and head[-1].startswith(tail[-1]):
+        if (len(tail) >= 2 or p >= 3) and tail[:-1] == head[:-1] and head[-1].startswith(tail[-1]):
             return out[:p]
     return out
 
@@ -151,12 +155,19 @@ class Decoded:
 
 
 class WhisperRecognizer:
-    """Whisper tiny.en streaming over the current utterance. ``phrases``: the dictionary's forms
-    (the decoding prompt); ``model_path``: a CTranslate2 Whisper folder (default: the wheel's)."""
+    """Whisper tiny.en streaming over the current utterance. ``forms``: the dictionary's surface
+    forms, a mapping to their keywords (`Vocabulary.forms`) or plain words (the decoding
+    prompt); ``model_path``: a CTranslate2 Whisper folder (default: the wheel's)."""
 
-    def __init__(self, phrases: Iterable[str], config: WhisperConfig | None = None,
+    def __init__(self, forms: Mapping[str, Any] | Iterable[str], config: WhisperConfig | None = None,
                  model_path: str | Path | None = None) -> None:
         self.config = cfg = config or WhisperConfig()
+        if cfg.prompt not in ("keywords", "forms", "none"):
+            raise RecognizerError(f"unknown Whisper prompt {cfg.prompt!r}: expected keywords, forms or none")
+        if isinstance(forms, Mapping) and cfg.prompt == "keywords":
+            phrases = list(dict.fromkeys(getattr(k, "word", f) for f, k in forms.items()))
+        else:
+            phrases = list(forms)
         path = Path(model_path) if model_path is not None else whisper_model_path()
         if model_path is not None and not (path / "model.bin").is_file():
             raise RecognizerError(f"no Whisper model in {path}: model.bin missing (expected a CTranslate2 "
@@ -227,7 +238,8 @@ class WhisperRecognizer:
                 agreed.append(a)
             if len(agreed) > len(self._stable):
                 self._stable = agreed
-            if pausing and self.config.trust_pause and len(words) > len(self._stable):
+            if (pausing and self.config.trust_pause and d.avg_logprob >= self.config.trust_logprob
+                    and len(words) > len(self._stable)):
                 self._stable = words
             self._last_words = words
             self._last_conf = d.confidence
@@ -261,7 +273,7 @@ class WhisperRecognizer:
         t0 = time.perf_counter()
         frames = pad_frames(len(audio) + int(cfg.pad_silence_s * RATE), cfg.pad_multiple)
         feats = log_mel(audio, frames)[None]
-        prompt = self._prompt if cfg.prompt else self._plain
+        prompt = self._plain if cfg.prompt == "none" else self._prompt
         seconds = len(audio) / RATE
         budget = max(cfg.tokens_min, math.ceil(seconds * cfg.tokens_per_s))
         # max_length counts the prompt's tokens as well as the generated ones
