@@ -341,9 +341,9 @@ def test_bench_listen_settings() -> None:
     from synesthesia.errors import SynesthesiaError
 
     ps, listen, whisper = parse_settings(["lw=11", "non_rhotic=false", "min_posterior=None", "stable_partials=3",
-                                          "step_s=0.5", "prompt=false"])
+                                          "step_s=0.5", "prompt=none"])
     assert ps == {"lw": 11.0, "non_rhotic": False, "min_posterior": None} and listen == {"stable_partials": 3}
-    assert whisper == {"step_s": 0.5, "prompt": False}
+    assert whisper == {"step_s": 0.5, "prompt": "none"}
     _, listen, _ = parse_settings(["pause_threshold=0.5"])
     assert listen["endpointer"].pause_threshold == 0.5 and listen["endpointer"].threshold == 0.5
     with pytest.raises(SynesthesiaError, match="KEY one of"):

@@ -128,6 +128,8 @@ def test_built_intents_are_memoized_and_equal_to_building_afresh() -> None:
     ("back to day", ["day"]),
     ("change it to day", ["day"]),
     ("switch to night", ["night"]),
+    ("switch tonight", ["night"]),
+    ("rain forest", ["rain", "forest"]),
 ])
 def test_tolerant_forms_are_heard(text: str, want: list[str]) -> None:
     vocab = load_vocabulary()
@@ -139,7 +141,7 @@ def test_tolerant_forms_are_heard(text: str, want: list[str]) -> None:
 @pytest.mark.parametrize("text", [
     "nice to day", "see you to night", "the star fish swam", "my blue tooth headphones",
     "the bluetooth speaker", "a goldfish", "the firewall", "the training was long", "a rainbow",
-    "we are starting now", "a fountain", "what a dessert", "the seaside hotel", "some day soon",
+    "we are starting now", "a fountain", "see you tonight", "what are we doing today", "what a dessert", "the seaside hotel", "some day soon",
 ])
 def test_tolerance_raises_no_keyword_from_near_miss_speech(text: str) -> None:
     assert load_vocabulary().match(text) == []

@@ -37,7 +37,8 @@ _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?")
 #   near    a long form (7+ letters) with one letter more, one less, or two swapped, never the
 #           first or last: "lightening", "nightime", "thunderstrom" ("training" stays training)
 #   compound  a form that is half of an English word split in two is no keyword: "nice to day"
-#           is "today", "star fish" is "starfish" (but "back to day" after a change verb is day)
+#           is "today", "star fish" is "starfish"; but after a change word ("back to day", "switch
+#           tonight", "make it today": Whisper hears "it day" as "it today") "to" + form is the form
 TOLERANCES = frozenset({"split", "merged", "near", "compound"})
 _MERGE_REST = frozenset({"water", "waters", "sky", "skies", "light", "lights", "please", "now", "scene", "world"})
 _CHANGE_WORDS = frozenset({"back", "switch", "change", "turn", "go", "it", "them", "everything", "straight"})
@@ -151,6 +152,9 @@ class Vocabulary:
             if kw is not None:
                 return kw, 2
         if tok in self._compounds:
+            # "switch tonight", "back today": the recognizer merged "to" into the destination
+            if tok.startswith("to") and i > 0 and tokens[i - 1] in _CHANGE_WORDS and tok[2:] in self._singles:
+                return self._singles[tok[2:]], 1
             return None, 1
         if "merged" in tol and len(tok) >= 5:
             for j in range(2, len(tok) - 1):
@@ -171,14 +175,15 @@ class Vocabulary:
         return None, 1
 
     def _half_of_compound(self, tokens: list[str], i: int) -> bool:
-        """The form at ``i`` is half of an English word the recognizer split ("to day")."""
+        """The form at ``i`` is half of an English word the recognizer split ("to day"), the
+        other half being no form itself ("rain forest" is two keywords, not "rainforest")."""
         if "compound" not in self.tolerance:
             return False
-        tok = tokens[i]
-        if i > 0 and tokens[i - 1] + tok in self._compounds:
+        tok, forms = tokens[i], self._forms
+        if i > 0 and tokens[i - 1] not in forms and tokens[i - 1] + tok in self._compounds:
             # "back to day", "switch to night": a destination after a change word is the keyword
             return not (tokens[i - 1] == "to" and i > 1 and tokens[i - 2] in _CHANGE_WORDS)
-        return i + 1 < len(tokens) and tok + tokens[i + 1] in self._compounds
+        return i + 1 < len(tokens) and tokens[i + 1] not in forms and tok + tokens[i + 1] in self._compounds
 
     def match(self, text: str) -> list[Keyword]:
         """Keywords in order of first mention; the longest phrase wins where forms overlap

@@ -68,11 +68,21 @@ class WhisperConfig:
     tokens_min: int = 6
     no_speech: float = 0.6
     min_logprob: float = -1.0
-    reject_logprob: float = -1.6
+    reject_logprob: float = -2.5
+    # a prompted decode this unsure is checked by one without the prompt: the keyword list can
+    # make tiny.en read noise as keywords ("fire, wind, wind"); it stays only if that one hears
+    # speech (not silent by the rule above, average log-probability at least verify_floor)
+    verify_below: float = -1.0
+    verify_floor: float = -2.0
+    # the final reuses the last partial decode when no more than this much audio came after it
+    # (the VAD's end follows its pause by a few windows of silence: decoding again costs a decode
+    # of latency and hears the same words)
+    final_reuse_s: float = 0.15
     pad_multiple: int = 100  # feature frames (1 s) the encoder window is rounded up to
     # silence after the audio before rounding up: with the window ending right after the speech,
-    # tiny.en tends to start the transcript over (34 test clips: 20 right with none, 23 with 1 s)
-    pad_silence_s: float = 1.0
+    # tiny.en tends to start the transcript over (34 test clips: 20 right with none, 23 with 1 s;
+    # wide-tune: 0.5 s as good as 1 or 2 s and cheaper)
+    pad_silence_s: float = 0.5
 
 
 def whisper_model_path() -> Path:
@@ -140,7 +150,8 @@ def cut_repeats(words: list[str], max_repeats: int = 2) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    words: tuple[str, ...]
+    words: tuple[str, ...]  # after the guards
+    text: str  # what the model said, before them
     avg_logprob: float
     no_speech: float
     tokens: int
@@ -243,6 +254,7 @@ class WhisperRecognizer:
                 self._stable = words
             self._last_words = words
             self._last_conf = d.confidence
+            self._last = d
             self._paused = pausing
         elif not pausing:
             self._paused = False
@@ -254,8 +266,9 @@ class WhisperRecognizer:
             return Hypothesis("", 0.0)
         words = list(self._committed)
         conf = self._committed_conf
-        if self._samples >= RATE // 20:
-            d = self._decode(self._audio())
+        fresh = self._samples - self._decoded_at <= self.config.final_reuse_s * RATE and self._last is not None
+        if fresh or self._samples >= RATE // 20:
+            d = self._last if fresh and self._last is not None else self._decode(self._audio())
             words += d.words
             conf = min(conf, d.confidence) if self._committed else d.confidence
         self._reset_utterance()
@@ -268,27 +281,39 @@ class WhisperRecognizer:
         """One guarded decode of ``audio`` (a whole utterance; no streaming state touched)."""
         return self._decode(np.asarray(audio, dtype=np.float32))
 
+    def _generate(self, features: Any, prompt: list[int], budget: int) -> tuple[str, float, float, int]:
+        res = self._model.generate(features, [prompt], beam_size=self.config.beam_size,
+                                   # max_length counts the prompt's tokens as well as the generated ones
+                                   max_length=len(prompt) + budget, return_scores=True,
+                                   return_no_speech_prob=True, suppress_blank=True)[0]
+        ids = [t for t in res.sequences_ids[0] if t < self._eot]
+        avg = float(res.scores[0]) if res.scores else -10.0
+        return self._tok.decode(ids), avg, float(res.no_speech_prob), len(ids)
+
     def _decode(self, audio: npt.NDArray[np.float32]) -> Decoded:
         cfg = self.config
         t0 = time.perf_counter()
         frames = pad_frames(len(audio) + int(cfg.pad_silence_s * RATE), cfg.pad_multiple)
-        feats = log_mel(audio, frames)[None]
-        prompt = self._plain if cfg.prompt == "none" else self._prompt
+        feats = self._storage.from_array(np.ascontiguousarray(log_mel(audio, frames)[None]))
+        prompted = cfg.prompt != "none"
         seconds = len(audio) / RATE
         budget = max(cfg.tokens_min, math.ceil(seconds * cfg.tokens_per_s))
-        # max_length counts the prompt's tokens as well as the generated ones
-        res = self._model.generate(self._storage.from_array(np.ascontiguousarray(feats)), [prompt],
-                                   beam_size=cfg.beam_size, max_length=len(prompt) + budget,
-                                   return_scores=True, return_no_speech_prob=True, suppress_blank=True)[0]
-        ids = [t for t in res.sequences_ids[0] if t < self._eot]
-        text = self._tok.decode(ids)
-        avg = float(res.scores[0]) if res.scores else -10.0
-        no_speech = float(res.no_speech_prob)
+        if prompted:
+            # encode once: the check below decodes the same features again
+            feats = self._model.encode(feats)
+        text, avg, no_speech, n = self._generate(feats, self._prompt if prompted else self._plain, budget)
         words = cut_repeats(words_of(text))
-        silent = no_speech > cfg.no_speech and avg < cfg.min_logprob
-        if silent or avg < cfg.reject_logprob:
+
+        def silent(avg: float, no_speech: float) -> bool:
+            return no_speech > cfg.no_speech and avg < cfg.min_logprob
+
+        if silent(avg, no_speech) or avg < cfg.reject_logprob:
             words = []
-        d = Decoded(tuple(words), avg, no_speech, len(ids), budget, (time.perf_counter() - t0) * 1e3, seconds)
+        elif prompted and words and avg < cfg.verify_below:
+            _, avg0, ns0, _ = self._generate(feats, self._plain, budget)
+            if silent(avg0, ns0) or avg0 < cfg.verify_floor:
+                words = []
+        d = Decoded(tuple(words), text, avg, no_speech, n, budget, (time.perf_counter() - t0) * 1e3, seconds)
         self.decodes.append(d)
         if len(self.decodes) > 10000:
             del self.decodes[:5000]
@@ -316,7 +341,7 @@ class WhisperRecognizer:
         self._chunks = [audio[cut:].copy()]
         self._samples = len(self._chunks[0])
         self._decoded_at = 0
-        self._stable, self._last_words = [], []
+        self._stable, self._last_words, self._last = [], [], None
 
     def _reset_utterance(self) -> None:
         self._chunks: list[npt.NDArray[np.float32]] = []
@@ -327,6 +352,7 @@ class WhisperRecognizer:
         self._stable: list[str] = []
         self._last_words: list[str] = []
         self._last_conf = 0.0
+        self._last: Decoded | None = None
         self._committed: list[str] = []
         self._committed_conf = 0.0
 
