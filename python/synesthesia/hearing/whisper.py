@@ -156,8 +156,9 @@ class Decoded:
     no_speech: float
     tokens: int
     budget: int
-    encode_ms: float  # wall time of the whole decode (encode + greedy search)
+    encode_ms: float  # wall time of the whole decode (features, encoder, greedy search)
     audio_s: float
+    cpu_ms: float = 0.0  # CPU time of the process meanwhile (every thread; robust to others' load)
 
     @property
     def confidence(self) -> float:
@@ -292,7 +293,7 @@ class WhisperRecognizer:
 
     def _decode(self, audio: npt.NDArray[np.float32]) -> Decoded:
         cfg = self.config
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         frames = pad_frames(len(audio) + int(cfg.pad_silence_s * RATE), cfg.pad_multiple)
         feats = self._storage.from_array(np.ascontiguousarray(log_mel(audio, frames)[None]))
         prompted = cfg.prompt != "none"
@@ -313,7 +314,8 @@ class WhisperRecognizer:
             _, avg0, ns0, _ = self._generate(feats, self._plain, budget)
             if silent(avg0, ns0) or avg0 < cfg.verify_floor:
                 words = []
-        d = Decoded(tuple(words), text, avg, no_speech, n, budget, (time.perf_counter() - t0) * 1e3, seconds)
+        d = Decoded(tuple(words), text, avg, no_speech, n, budget, (time.perf_counter() - t0) * 1e3, seconds,
+                    (time.process_time() - c0) * 1e3)
         self.decodes.append(d)
         if len(self.decodes) > 10000:
             del self.decodes[:5000]
