@@ -225,3 +225,16 @@ def test_long_monologue_keeps_each_decode_short(vocab) -> None:  # type: ignore[
     assert len(sizes) > 20 and max(sizes) <= 3.0 + 0.05, max(sizes)
     assert {"ocean", "rain", "green"} <= {k.word for k in vocab.match(final.text)}, final.text
     assert len(final.text.split()) > 15
+
+
+def test_build_recognizer_names_what_is_wrong(vocab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from synesthesia.hearing import build_recognizer
+
+    with pytest.raises(RecognizerError, match="unknown recognizer 'kaldi'"):
+        build_recognizer(vocab, recognizer="kaldi")
+    with pytest.raises(RecognizerError, match="recognizer is whisper"):
+        build_recognizer(vocab, recognizer="whisper", vosk_model=tmp_path)
+    with pytest.raises(RecognizerError, match="needs a model directory"):
+        build_recognizer(vocab, recognizer="vosk")
+    with pytest.raises(RecognizerError, match="unknown Whisper prompt"):
+        WhisperRecognizer(vocab.forms, WhisperConfig(prompt="everything"))

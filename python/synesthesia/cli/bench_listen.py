@@ -103,7 +103,8 @@ def main(args: argparse.Namespace) -> int:
         ps_over, listen_over, whisper_over = parse_settings(args.settings)
         for name in names:
             config = replace(listener_defaults(name), **{"partials": not args.no_partials, **listen_over})
-            listener = build_listener(vocab, config=config, recognizer=name, vosk_model=args.vosk_model,
+            listener = build_listener(vocab, config=config, recognizer=name,
+                                      vosk_model=args.vosk_model if name == "vosk" else None,
                                       min_posterior=args.min_posterior,
                                       pocketsphinx=PocketSphinxConfig(**ps_over), whisper=WhisperConfig(**whisper_over))
 

@@ -33,6 +33,9 @@ def build_recognizer(vocabulary: Vocabulary, *, recognizer: str | None = None,
         recognizer = "vosk" if vosk_model is not None else "whisper"
     if recognizer not in RECOGNIZERS:
         raise RecognizerError(f"unknown recognizer {recognizer!r}: expected one of {', '.join(RECOGNIZERS)}")
+    if vosk_model is not None and recognizer != "vosk":
+        raise RecognizerError(f"a Vosk model directory is set ({vosk_model}) but the recognizer is {recognizer}: "
+                              "set listen.recognizer = \"vosk\" (--recognizer vosk) or drop listen.vosk_model")
     if recognizer == "whisper":
         from synesthesia.hearing.whisper import WhisperRecognizer
 
