@@ -131,7 +131,7 @@ def main(args: argparse.Namespace) -> int:
                               for r in per_clip[name]]}
 
         # one recognizer: its figures at the top level (the format before side-by-side runs)
-        out = figures(names[0]) if len(names) == 1 else {"recognizers": {n: figures(n) for n in names}}
+        out: dict[str, Any] = figures(names[0]) if len(names) == 1 else {"recognizers": {n: figures(n) for n in names}}
         out["manifest"] = str(args.manifest)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")

@@ -48,7 +48,7 @@ def _recognizer() -> str:
 
     name = load_settings(None).listen.recognizer
     if name == "whisper":
-        import ctranslate2
+        import ctranslate2  # type: ignore[import-untyped]
 
         from synesthesia.hearing.whisper import WhisperRecognizer
 

@@ -238,7 +238,8 @@ def format_side_by_side(summaries: dict[str, dict[str, Any]]) -> str:
 
     def cell(n: str, c: str) -> dict[str, Any]:
         s = summaries[n]
-        return s["overall"] if c == "overall" else s["by_condition"].get(c, {})
+        got: dict[str, Any] = s["overall"] if c == "overall" else s["by_condition"].get(c, {})
+        return got
 
     lines = ["| metric | " + " | ".join(f"{n} {c}" for n, c in cols) + " |", "|---|" + "---|" * len(cols)]
     for key, label in _ACCURACY_ROWS:

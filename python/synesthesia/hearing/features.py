@@ -80,4 +80,5 @@ def log_mel(audio: npt.NDArray[np.float32], frames: int | None = None) -> npt.ND
     mel = mel_filters().astype(np.float64) @ power.T
     logspec = np.log10(np.maximum(mel, 1e-10))
     logspec = np.maximum(logspec, logspec.max() - 8.0)
-    return ((logspec + 4.0) / 4.0).astype(np.float32)
+    out: npt.NDArray[np.float32] = ((logspec + 4.0) / 4.0).astype(np.float32)
+    return out

