@@ -237,7 +237,7 @@ def test_non_rhotic_pronunciations() -> None:
 
 
 def test_filler_words_leave_out_commands_and_their_homophones() -> None:
-    from synesthesia.hearing.recognizers import _cmudict
+    from synesthesia.hearing.pocketsphinx import _cmudict
 
     fillers = filler_words(2000, {"red", "blue", "day"}, _cmudict())
     assert {"the", "people", "children"} <= set(fillers)

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from synesthesia.errors import RecognizerError
 from synesthesia.hearing.features import HOP, N_MELS, log_mel, pad_frames
-from synesthesia.hearing.recognizers import Hypothesis
+from synesthesia.hearing.base import Hypothesis
 
 __all__ = ["WhisperConfig", "WhisperRecognizer", "Decoded", "whisper_model_path", "cut_repeats", "keyword_prompt"]
 
