@@ -307,7 +307,7 @@ NON_COMMANDS_C = [
     "a raindrop hit the window",
     "the stardust hotel is closed",
     "he walked in calmly and sat down",
-    "the sea lion was sleeping",
+    "the seal was sleeping on the rocks",
     "we saw it yesterday",
     "that was a close call",
     "the goldfish needs a bigger bowl",

@@ -153,7 +153,8 @@ class Vocabulary:
                 return kw, 2
         if tok in self._compounds:
             # "switch tonight", "back today": the recognizer merged "to" into the destination
-            if tok.startswith("to") and i > 0 and tokens[i - 1] in _CHANGE_WORDS and tok[2:] in self._singles:
+            if ("compound" in tol and tok.startswith("to") and i > 0 and tokens[i - 1] in _CHANGE_WORDS
+                    and tok[2:] in self._singles):
                 return self._singles[tok[2:]], 1
             return None, 1
         if "merged" in tol and len(tok) >= 5:
