@@ -17,6 +17,10 @@ Three disjoint splits, so accuracy is reported on speech that was not tuned on:
   test     a small slice of heldout-style clips, committed under tests/data/speech
 
     python bench/speech/synthesize.py --split heldout --out bench/out/speech/heldout
+
+The wide splits (wide-tune, wide-heldout, wide-test; see WIDE_SPLITS below) add more
+synthesizers, variants, pitches, 1.12x speed and three kinds of noise; they also need Debian's
+`freetts` (and java).
 """
 
 from __future__ import annotations

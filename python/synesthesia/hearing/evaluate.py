@@ -5,7 +5,8 @@ process): the real VAD, recognizer and NLP in-process, each file streamed as fas
 Manifest: JSON Lines, one object per clip, ``{"file": "<path relative to the manifest>",
 "expect": ["snow", ...]}``; an empty ``expect`` means the clip must produce no intent. Optional
 ``speech_end_s`` (where the speech ends in the clip), ``snr_db`` (null for clean speech) and
-``condition`` (a label the table groups clips by; default "clean" or "snr N dB") are used when present; without ``speech_end_s`` the end is estimated from the signal energy.
+``condition`` (a label the table groups clips by; default "clean" or "snr N dB") are used when
+present; without ``speech_end_s`` the end is estimated from the signal energy.
 
 Latency of a clip: for the keywords of its final intent, the moment the last of them was first
 published (early or final intent), minus the end of speech. That moment is the audio-clock end
