@@ -47,10 +47,11 @@ class WhisperConfig:
     chosen). ``step_s``: audio between two partial decodes while someone speaks.
     ``pause_min_s``: new audio a decode at a pause needs (the VAD hears the pause: the words so
     far are likely complete). ``trust_pause``: at a pause the latest decode's words count as
-    stable without a second decode agreeing (brings the last keyword's early intent forward).
+    stable without a second decode agreeing when its average log-probability is at least
+    ``trust_logprob`` (brings the last keyword's early intent forward).
     ``window_s``: most audio one decode sees. ``prompt``: what biases every decode: "keywords"
-    (the canonical words as the previous text), "forms" (every surface form: about four times
-    the prompt tokens, so slower) or "none".
+    (the canonical words as the previous text), "forms" (every surface form: 145 prompt tokens
+    instead of 60, so slower) or "none".
     ``tokens_per_s`` / ``tokens_min``: the token budget of a decode, tied to its audio's duration.
     ``no_speech`` / ``min_logprob``: a decode whose no-speech probability is above ``no_speech``
     and whose average log-probability is under ``min_logprob`` is silence (Whisper's own rule);
