@@ -237,7 +237,7 @@ def test_non_rhotic_pronunciations() -> None:
 
 
 def test_filler_words_leave_out_commands_and_their_homophones() -> None:
-    from synesthesia.hearing.recognizers import _cmudict
+    from synesthesia.hearing.pocketsphinx import _cmudict
 
     fillers = filler_words(2000, {"red", "blue", "day"}, _cmudict())
     assert {"the", "people", "children"} <= set(fillers)
@@ -254,7 +254,7 @@ def test_pocketsphinx_rejects_unknown_mode() -> None:
 @pytest.fixture(scope="module")
 def pipeline():  # type: ignore[no-untyped-def]
     vocab = load_vocabulary()
-    return vocab, build_listener(vocab)
+    return vocab, build_listener(vocab, recognizer="pocketsphinx")
 
 
 def run_clip(pipeline, name: str) -> tuple[list[Any], set[str]]:  # type: ignore[no-untyped-def]
@@ -328,7 +328,8 @@ def test_bench_listen_cli(tmp_path: Path) -> None:
     m = tmp_path / "m.jsonl"
     m.write_text("".join(json.dumps({"file": str(SPEECH / r["file"]), "expect": r["expect"]}) + "\n" for r in rows))
     out = tmp_path / "r.json"
-    assert main(["bench", "listen", "--manifest", str(m), "--json", str(out), "--quiet"]) == 0
+    assert main(["bench", "listen", "--manifest", str(m), "--json", str(out), "--quiet",
+                 "--recognizer", "pocketsphinx"]) == 0
     res = json.loads(out.read_text())
     assert [set(c) >= {"file", "keywords", "latency_ms"} for c in res["clips"]] == [True] * 3
     assert res["overall"]["command_clips"] == 2 and res["overall"]["empty_clips"] == 1
@@ -339,9 +340,11 @@ def test_bench_listen_settings() -> None:
     from synesthesia.cli.bench_listen import parse_settings
     from synesthesia.errors import SynesthesiaError
 
-    ps, listen = parse_settings(["lw=11", "non_rhotic=false", "min_posterior=None", "stable_partials=3"])
+    ps, listen, whisper = parse_settings(["lw=11", "non_rhotic=false", "min_posterior=None", "stable_partials=3",
+                                          "step_s=0.5", "prompt=none"])
     assert ps == {"lw": 11.0, "non_rhotic": False, "min_posterior": None} and listen == {"stable_partials": 3}
-    _, listen = parse_settings(["pause_threshold=0.5"])
+    assert whisper == {"step_s": 0.5, "prompt": "none"}
+    _, listen, _ = parse_settings(["pause_threshold=0.5"])
     assert listen["endpointer"].pause_threshold == 0.5 and listen["endpointer"].threshold == 0.5
     with pytest.raises(SynesthesiaError, match="KEY one of"):
         parse_settings(["nonsense=1"])

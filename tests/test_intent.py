@@ -112,3 +112,41 @@ def test_built_intents_are_memoized_and_equal_to_building_afresh() -> None:
     assert first == (tuple(k.word for k in found), tuple(k.weight for k in found), vocab.prompt(found))
     assert vocab.build(list(found)) is first
     assert vocab.build(found[::-1])[0] == first[0][::-1]  # order of mention is part of the key
+
+
+# ---- tolerance for recognizer errors ----------------------------------------------------------
+
+@pytest.mark.parametrize("text, want", [
+    ("wait for the sun rise", ["sunrise"]),
+    ("a sun-rise please", ["sunrise"]),
+    ("show me a sun set", ["sunset"]),
+    ("thunder storm", ["storm"]),
+    ("make it bluewater", ["blue"]),
+    ("add some lightening", ["lightning"]),
+    ("switch to nightime", ["night"]),
+    ("a thunderstrom", ["storm"]),
+    ("back to day", ["day"]),
+    ("change it to day", ["day"]),
+    ("switch to night", ["night"]),
+    ("switch tonight", ["night"]),
+    ("rain forest", ["rain", "forest"]),
+])
+def test_tolerant_forms_are_heard(text: str, want: list[str]) -> None:
+    vocab = load_vocabulary()
+    assert [k.word for k in vocab.match(text)] == want
+    strict = load_vocabulary(tolerance=())
+    assert [k.word for k in strict.match(text)] != want or text.split()[-1] in strict.forms
+
+
+@pytest.mark.parametrize("text", [
+    "nice to day", "see you to night", "the star fish swam", "my blue tooth headphones",
+    "the bluetooth speaker", "a goldfish", "the firewall", "the training was long", "a rainbow",
+    "we are starting now", "a fountain", "see you tonight", "what are we doing today", "what a dessert", "the seaside hotel", "some day soon",
+])
+def test_tolerance_raises_no_keyword_from_near_miss_speech(text: str) -> None:
+    assert load_vocabulary().match(text) == []
+
+
+def test_unknown_tolerance_rule_is_an_error() -> None:
+    with pytest.raises(VocabularyError, match="unknown tolerance"):
+        load_vocabulary(tolerance=("fuzzy",))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -91,7 +92,8 @@ def test_killed_stages_are_restarted_and_frames_keep_coming(tmp_path: Path) -> N
         out, _ = p.communicate(timeout=60)
     assert p.returncode == 0, out
     assert "stopping: SIGINT" in out
-    assert "restored the scene from the run's last 1 intents" in out
+    # the typed intent, and whatever of the spoken demo was heard before the kill
+    assert re.search(r"restored the scene from the run's last [1-9][0-9]* intents", out), out
     assert "encode: killed by signal 9" in out.replace("exited", "killed") or "signal 9" in out
     assert children_of(p.pid) == []
     assert segments_with(status["run"]) == []

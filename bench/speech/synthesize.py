@@ -17,6 +17,10 @@ Three disjoint splits, so accuracy is reported on speech that was not tuned on:
   test     a small slice of heldout-style clips, committed under tests/data/speech
 
     python bench/speech/synthesize.py --split heldout --out bench/out/speech/heldout
+
+The wide splits (wide-tune, wide-heldout, wide-test; see WIDE_SPLITS below) add more
+synthesizers, variants, pitches, 1.12x speed and three kinds of noise; they also need Debian's
+`freetts` (and java).
 """
 
 from __future__ import annotations
@@ -253,16 +257,226 @@ def build(split: str, out: Path) -> None:
     print(f"{split}: {len(rows)} clips in {out}")
 
 
+# ---- wider speech: more synthesizers, variants, pitches, rates and noise kinds --------------------
+#
+# Voices are "engine:voice[:pitch]": espeak-ng's formant variants (+m1.., +f1..) and accents at
+# several pitches, and Debian's FreeTTS (kevin16, a diphone voice: a different synthesizer
+# altogether). Debian ships no MBROLA English voice here (mbrola-us1/us2 are not in its archive),
+# and no neural voice was found in a wheel without a model download, so none is used. FreeTTS only
+# appears in the held-out split: the figures that count are on voices never tuned on.
+# Conditions per sentence: clean, 1.12x speed (sox tempo, pitch kept), and noise of one kind
+# (pink, babble of overlapped other sentences, synthetic music) at 20, 15 or 10 dB SNR.
+
+COMMANDS_C: list[tuple[str, list[str]]] = [  # other phrasings, held out
+    ("can we see the ocean", ["ocean"]),
+    ("I want a forest", ["forest"]),
+    ("put us in the desert", ["desert"]),
+    ("a big city", ["city"]),
+    ("give me mountains", ["mountains"]),
+    ("let's fly to space", ["space"]),
+    ("start the rain", ["rain"]),
+    ("I'd like some snow", ["snow"]),
+    ("a storm please", ["storm"]),
+    ("fog everywhere", ["fog"]),
+    ("switch it to night", ["night"]),
+    ("change it to day", ["day"]),
+    ("show the sunset", ["sunset"]),
+    ("I want a sunrise", ["sunrise"]),
+    ("add fire", ["fire"]),
+    ("bring the lightning", ["lightning"]),
+    ("an aurora please", ["aurora"]),
+    ("more stars", ["stars"]),
+    ("a bit faster", ["faster"]),
+    ("go slower", ["slower"]),
+    ("stay calm", ["calm"]),
+    ("freeze everything", ["freeze"]),
+    ("make it all red", ["red"]),
+    ("blue please", ["blue"]),
+    ("turn it green", ["green"]),
+    ("make it golden", ["gold"]),
+    ("everything purple", ["purple"]),
+    ("snow on the mountains at sunrise", ["snow", "mountains", "sunrise"]),
+    ("a storm with lightning", ["storm", "lightning"]),
+    ("the city at sunset", ["city", "sunset"]),
+]
+# No dictionary form in them, but words a recognizer or a tolerant matcher could turn into one
+# (today, starting, redo, bluetooth, firewall, daisy, raindrop...): where false intents come from.
+NON_COMMANDS_C = [
+    "nice to meet you today",
+    "we are starting the project tomorrow",
+    "I have to redo the whole thing",
+    "my bluetooth headphones are broken",
+    "the firewall blocked the connection",
+    "she picked a daisy in the garden",
+    "a raindrop hit the window",
+    "the stardust hotel is closed",
+    "he walked in calmly and sat down",
+    "the seal was sleeping on the rocks",
+    "we saw it yesterday",
+    "that was a close call",
+    "the goldfish needs a bigger bowl",
+    "this is the fastest route",
+    "I read the news this morning",
+    "turn the page please",
+]
+
+WIDE_SPLITS = {
+    "wide-tune": dict(
+        voices=["espeak:en-us+m3:40", "espeak:en-us+f2:60", "espeak:en-gb-scotland+m1:50",
+                "espeak:en-029+m4:45", "espeak:en-us+klatt3:50"],
+        speeds=[150, 175], seed=5000, noise_clips=10,
+        commands=COMMANDS_A + COMMANDS_B, non_commands=NON_COMMANDS_A + NON_COMMANDS_C[:8],
+    ),
+    "wide-heldout": dict(
+        voices=["espeak:en-us+m1:55", "espeak:en-us+f4:70", "espeak:en-gb+m5:35", "espeak:en-us-nyc+f1:65",
+                "espeak:en-gb-x-gbclan+m2:50", "freetts:kevin16"],
+        speeds=[140, 165, 190], seed=6000, noise_clips=12,
+        commands=COMMANDS_A + COMMANDS_B + COMMANDS_C, non_commands=NON_COMMANDS_B + NON_COMMANDS_C[8:],
+    ),
+    # a slice of held-out voices committed under tests/data/speech-wide for the tests
+    "wide-test": dict(
+        voices=["espeak:en-us+m1:55", "espeak:en-us+f4:70", "freetts:kevin16"],
+        speeds=[165], seed=7000, noise_clips=2,
+        commands=[COMMANDS_A[0], COMMANDS_A[6], COMMANDS_A[12], COMMANDS_A[18], COMMANDS_A[25], COMMANDS_A[28],
+                  COMMANDS_B[14], COMMANDS_C[3]],
+        non_commands=[NON_COMMANDS_C[0], NON_COMMANDS_C[10], NON_COMMANDS_B[1]],
+    ),
+}
+
+_FREETTS_JARS = ["freetts", "cmu_us_kal", "cmulex", "en_us", "cmudict04", "cmutimelex"]
+
+
+def speak_wide(text: str, voice: str, speed: int, tmp: Path, tempo: float = 1.0) -> np.ndarray:
+    """One sentence from an "engine:voice[:pitch]" voice at ``speed`` words per minute (FreeTTS
+    has one rate: sox's tempo stands in), times ``tempo`` (sox tempo: faster, same pitch)."""
+    engine, name, *rest = voice.split(":")
+    raw, out = tmp / "raw.wav", tmp / "out.wav"
+    if engine == "espeak":
+        pitch = rest[0] if rest else "50"
+        subprocess.run(["espeak-ng", "-v", name, "-s", str(speed), "-p", pitch, "-w", str(raw), text], check=True)
+    elif engine == "freetts":
+        cp = ":".join(f"/usr/share/java/{j}.jar" for j in _FREETTS_JARS)
+        subprocess.run(["java", "-cp", cp, "com.sun.speech.freetts.FreeTTS", "-voice", name,
+                        "-dumpAudio", str(raw), "-text", text], check=True, capture_output=True)
+        tempo *= speed / 165  # its own rate is about 165 words per minute
+    else:
+        raise ValueError(f"unknown engine {engine!r}")
+    effects = ["tempo", "-s", f"{tempo:.3f}"] if abs(tempo - 1.0) > 1e-3 else []
+    subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out), *effects], check=True)
+    audio, rate = sf.read(out, dtype="float32")
+    assert rate == RATE
+    return trim(audio)
+
+
+def pink(rng: np.random.Generator, n: int) -> np.ndarray:
+    """1/f noise: white noise shaped by 1/sqrt(f) in the frequency domain."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(len(spec), dtype=np.float64)
+    f[0] = 1.0
+    x = np.fft.irfft(spec / np.sqrt(f), n)
+    return (x / (x.std() + 1e-12)).astype(np.float32)
+
+
+def babble(rng: np.random.Generator, n: int, tmp: Path) -> np.ndarray:
+    """Four other people talking at once: non-command sentences by other voices, overlapped at
+    random offsets (looped to length)."""
+    voices = ["en-us+m2", "en-gb+f3", "en-us+m6", "en-us+f5"]
+    sentences = NON_COMMANDS_A[:]
+    mix = np.zeros(n, np.float32)
+    for v in voices:
+        text = " ".join(rng.choice(sentences, 3, replace=False))
+        raw, out = tmp / "bab.wav", tmp / "bab16.wav"
+        subprocess.run(["espeak-ng", "-v", v, "-s", str(int(rng.integers(140, 190))), "-w", str(raw), text], check=True)
+        subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out)], check=True)
+        a, _ = sf.read(out, dtype="float32")
+        a = np.roll(np.resize(a, n), int(rng.integers(0, n)))
+        mix += a / (a.std() + 1e-9)
+    return (mix / (mix.std() + 1e-9)).astype(np.float32)
+
+
+def music(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Synthetic music: a chord progression of harmonic tones with a soft beat."""
+    t = np.arange(n) / RATE
+    out = np.zeros(n)
+    roots = [220.0, 174.6, 196.0, 261.6]
+    bar = int(RATE * 0.8)
+    for k in range(0, n, bar):
+        root = roots[(k // bar + int(rng.integers(0, 4))) % 4]
+        seg = slice(k, min(n, k + bar))
+        for ratio in (1.0, 1.26, 1.5):
+            for h in (1, 2, 3):
+                out[seg] += np.sin(2 * np.pi * root * ratio * h * t[seg]) / h
+        env = np.exp(-((t[seg] - t[k]) % 0.4) * 12)
+        out[seg] += 0.5 * env * rng.standard_normal(len(env))  # a hi-hat-like beat
+    return (out / (out.std() + 1e-12)).astype(np.float32)
+
+
+def build_wide(split: str, out: Path) -> None:
+    cfg = WIDE_SPLITS[split]
+    rng = random.Random(cfg["seed"])
+    nrng = np.random.default_rng(cfg["seed"])
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    items: list[tuple[str, list[str]]] = [*cfg["commands"], *((t, []) for t in cfg["non_commands"])]
+    kinds = ["pink", "babble", "music"]
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        n = 0
+        for idx, (text, expect) in enumerate(items):
+            voice = cfg["voices"][idx % len(cfg["voices"])]
+            speed = rng.choice(cfg["speeds"])
+            kind, snr = kinds[idx % 3], [20.0, 15.0, 10.0][(idx // 3) % 3]
+            for cond in ("clean", "fast", "noise"):
+                speech = speak_wide(text, voice, speed, tmp, 1.12 if cond == "fast" else 1.0)
+                lead = int(RATE * rng.uniform(0.3, 0.6))
+                clip = np.concatenate([np.zeros(lead, np.float32), speech, np.zeros(int(RATE * 0.9), np.float32)])
+                clip *= 0.5 / (np.abs(clip).max() + 1e-9) * rng.uniform(0.4, 1.0)
+                if cond == "noise":
+                    noise_fn = {"pink": lambda m: pink(nrng, m), "music": lambda m: music(nrng, m),
+                                "babble": lambda m: babble(nrng, m, tmp)}[kind]
+                    p_speech = np.mean(clip[lead : lead + len(speech)] ** 2)
+                    clip = clip + noise_fn(len(clip)) * np.sqrt(p_speech / 10 ** (snr / 10))
+                name = f"{split}_{n:04d}.wav"
+                sf.write(out / name, np.clip(clip, -1, 1), RATE, subtype="PCM_16")
+                rows.append(dict(
+                    file=name, expect=expect, text=text, voice=voice, speed=speed,
+                    snr_db=snr if cond == "noise" else None, noise=kind if cond == "noise" else None,
+                    condition={"clean": "clean", "fast": "fast 1.12x", "noise": f"noise {snr:g} dB"}[cond],
+                    speech_start_s=round(lead / RATE, 4), speech_end_s=round((lead + len(speech)) / RATE, 4),
+                ))
+                n += 1
+        for k in range(cfg["noise_clips"]):
+            kind = kinds[k % 3]
+            m = int(RATE * 2.5)
+            clip = {"pink": lambda: pink(nrng, m), "music": lambda: music(nrng, m),
+                    "babble": lambda: babble(nrng, m, tmp)}[kind]() * rng.uniform(0.01, 0.08)
+            name = f"{split}_{n:04d}.wav"
+            sf.write(out / name, np.clip(clip, -1, 1), RATE, subtype="PCM_16")
+            rows.append(dict(file=name, expect=[], text="", voice=f"noise:{kind}", speed=0, snr_db=None,
+                             noise=kind, condition="noise only", speech_start_s=None, speech_end_s=None))
+            n += 1
+    with open(out / "manifest.jsonl", "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    print(f"{split}: {len(rows)} clips in {out}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", choices=sorted(SPLITS), required=True)
+    ap.add_argument("--split", choices=sorted(SPLITS) + sorted(WIDE_SPLITS), required=True)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     for tool in ("espeak-ng", "sox"):
         if shutil.which(tool) is None:
             print(f"{tool} not found: apt-get install espeak-ng sox", file=sys.stderr)
             return 1
-    build(args.split, args.out)
+    if args.split in WIDE_SPLITS:
+        if shutil.which("java") is None:
+            print("java not found: apt-get install freetts (FreeTTS voices)", file=sys.stderr)
+            return 1
+        build_wide(args.split, args.out)
+    else:
+        build(args.split, args.out)
     return 0
 
 

@@ -44,7 +44,7 @@ class CaptureSettings:
 
 @dataclass
 class ListenSettings:
-    recognizer: Literal["pocketsphinx", "vosk"] = "pocketsphinx"
+    recognizer: Literal["whisper", "pocketsphinx", "vosk"] = "whisper"
     vosk_model: str | None = None
     vad_threshold: float = 0.5  # silero probability that counts as speech (0.2..0.95)
 

@@ -41,6 +41,26 @@ def _pocketsphinx() -> str:
     return f"pocketsphinx en-US model in {model}"
 
 
+def _recognizer() -> str:
+    """The recognizer a run would use (settings file and SYNESTHESIA_ environment applied) and
+    its model; Whisper's is loaded, so a broken model fails here rather than in the listen stage."""
+    from synesthesia.settings import load_settings
+
+    name = load_settings(None).listen.recognizer
+    if name == "whisper":
+        import ctranslate2  # type: ignore[import-untyped]
+
+        from synesthesia.hearing.whisper import WhisperRecognizer
+
+        rec = WhisperRecognizer(["ocean"])
+        info = rec.info()
+        return (f"whisper: tiny.en int8 on CTranslate2 {ctranslate2.__version__}, {info['threads']} threads, "
+                f"model {info['model']} ({info['size_mb']:.0f} MB)")
+    if name == "pocketsphinx":
+        return "pocketsphinx (" + _pocketsphinx() + ")"
+    return "vosk (model directory: listen.vosk_model)"
+
+
 def _microphone() -> str:
     from synesthesia.cli.devices import input_devices
 
@@ -89,6 +109,7 @@ def main(args: argparse.Namespace) -> int:
         ("native module", _native, True),
         ("onnxruntime", _onnxruntime, True),
         ("silero VAD", _silero, True),
+        ("recognizer", _recognizer, True),
         ("pocketsphinx", _pocketsphinx, True),
         ("shared memory", shm, True),
         ("viewer port", port, False),

@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", help="audio source: mic, demo, browser or a WAV/FLAC file (default: demo)")
     parser.add_argument("--device", help="microphone name or index (with --source mic)")
     parser.add_argument("--backend", choices=("procedural", "odyssey", "onnx", "emulate"), help="world backend (default: procedural)")
+    parser.add_argument("--recognizer", choices=("whisper", "pocketsphinx", "vosk"),
+                        help="speech recognizer (default: whisper; pocketsphinx uses the least CPU; vosk needs listen.vosk_model)")
     parser.add_argument("--vocabulary", metavar="FILE", help="keyword dictionary (TOML); default: the bundled one")
     parser.add_argument("--mode", choices=("nano", "preview", "full"), help="stream mode (default: nano, 4:1 downscale)")
     parser.add_argument("--bitrate", type=float, metavar="MBPS", help="target stream bitrate in Mbit/s (default: 2)")
@@ -53,6 +55,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     put("capture.source", args.source)
     put("capture.device", args.device)
     put("world.backend", args.backend)
+    put("listen.recognizer", args.recognizer)
     put("nlp.vocabulary", args.vocabulary)
     put("encode.mode", args.mode)
     put("encode.codec", args.codec or ("jpeg" if (args.record or "").lower().endswith(".avi") else None))

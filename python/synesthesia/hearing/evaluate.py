@@ -4,8 +4,9 @@ process): the real VAD, recognizer and NLP in-process, each file streamed as fas
 
 Manifest: JSON Lines, one object per clip, ``{"file": "<path relative to the manifest>",
 "expect": ["snow", ...]}``; an empty ``expect`` means the clip must produce no intent. Optional
-``speech_end_s`` (where the speech ends in the clip) and ``snr_db`` (null for clean speech) are
-used when present; without ``speech_end_s`` the end is estimated from the signal energy.
+``speech_end_s`` (where the speech ends in the clip), ``snr_db`` (null for clean speech) and
+``condition`` (a label the table groups clips by; default "clean" or "snr N dB") are used when
+present; without ``speech_end_s`` the end is estimated from the signal energy.
 
 Latency of a clip: for the keywords of its final intent, the moment the last of them was first
 published (early or final intent), minus the end of speech. That moment is the audio-clock end
@@ -30,7 +31,8 @@ from synesthesia.hearing.listener import Listener, TranscriptFinal, TranscriptPa
 from synesthesia.hearing.sources import RATE, FileSource
 from synesthesia.intent import Intent, IntentTracker, Vocabulary
 
-__all__ = ["Clip", "ClipResult", "read_manifest", "evaluate", "summarize", "format_table", "estimate_speech_end"]
+__all__ = ["Clip", "ClipResult", "read_manifest", "evaluate", "summarize", "format_table", "format_side_by_side",
+           "estimate_speech_end"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Clip:
     expect: tuple[str, ...]
     speech_end_s: float | None = None
     snr_db: float | None = None
+    condition: str | None = None  # the manifest's own label ("fast 1.12x", "noise 10 dB", ...)
 
 
 @dataclass
@@ -73,8 +76,10 @@ def read_manifest(path: str | Path, vocabulary: Vocabulary | None = None) -> lis
             if unknown:
                 raise AudioSourceError(f"{p}:{n}: expected keywords {unknown} are not canonical dictionary words")
         end = obj.get("speech_end_s")
+        cond = obj.get("condition")
         clips.append(Clip((p.parent / file), file, tuple(expect),
-                          float(end) if end is not None else None, obj.get("snr_db")))
+                          float(end) if end is not None else None, obj.get("snr_db"),
+                          str(cond) if cond is not None else None))
     if not clips:
         raise AudioSourceError(f"{p}: no clips")
     return clips
@@ -99,12 +104,14 @@ class _Timing:
     vad_ms: list[float] = field(default_factory=list)
     audio_s: float = 0.0
     busy_s: float = 0.0
+    cpu_s: float = 0.0  # process CPU time (every thread) spent on the clips
 
 
 def evaluate(clips: list[Clip], listener: Listener, vocabulary: Vocabulary,
              progress: Callable[[int, int], None] | None = None) -> tuple[list[ClipResult], _Timing]:
     timing = _Timing()
     results = []
+    cpu0 = time.process_time()
     for i, clip in enumerate(clips):
         source = FileSource(clip.path, realtime=False)
         end_s = clip.speech_end_s
@@ -161,10 +168,11 @@ def evaluate(clips: list[Clip], listener: Listener, vocabulary: Vocabulary,
         if keywords and end_s is not None:
             latency = round(max(first_pub[k] for k in keywords) - end_s * 1000, 1)
         results.append(ClipResult(clip.file, clip.expect, keywords, latency,
-                                  "clean" if clip.snr_db is None else f"snr {clip.snr_db:g} dB",
+                                  clip.condition or ("clean" if clip.snr_db is None else f"snr {clip.snr_db:g} dB"),
                                   tuple(first_pub), transcript))
         if progress:
             progress(i + 1, len(clips))
+    timing.cpu_s = time.process_time() - cpu0
     return results, timing
 
 
@@ -201,6 +209,8 @@ def summarize(results: list[ClipResult], timing: _Timing) -> dict[str, Any]:
         "vad_window_ms": {"p50": _pct(timing.vad_ms, 50), "p99": _pct(timing.vad_ms, 99)},
         "nlp_ms": {"p50": _pct(timing.nlp_ms, 50), "p99": _pct(timing.nlp_ms, 99), "n": len(timing.nlp_ms)},
         "real_time_factor": round(timing.busy_s / timing.audio_s, 4) if timing.audio_s else None,
+        # CPU seconds per second of audio: the cores the stage would keep busy in real time
+        "cpu_cores": round(timing.cpu_s / timing.audio_s, 4) if timing.audio_s else None,
         "audio_s": round(timing.audio_s, 1),
     }
 
@@ -213,16 +223,55 @@ def _fmt(v: Any, pct: bool = False) -> str:
     return f"{v:g}" if isinstance(v, (int, float)) and not math.isnan(v) else str(v)
 
 
+_ACCURACY_ROWS = [("command_clips", "command clips"), ("keyword_recall", "keyword recall"),
+                  ("clips_all_keywords", "clips with all keywords"),
+                  ("clips_wrong_extra_keyword", "clips with a wrong extra keyword"),
+                  ("empty_clips", "non-command / noise clips"),
+                  ("false_intents", "false intents (any, incl. retracted early ones)"),
+                  ("false_final_intents", "false final intents")]
+
+
+def format_side_by_side(summaries: dict[str, dict[str, Any]]) -> str:
+    """One table, a column per recognizer and condition (same clips, same run)."""
+    names = list(summaries)
+    conds = list(dict.fromkeys(c for s in summaries.values() for c in ["overall", *s["by_condition"]]))
+    cols = [(n, c) for c in conds for n in names]
+
+    def cell(n: str, c: str) -> dict[str, Any]:
+        s = summaries[n]
+        got: dict[str, Any] = s["overall"] if c == "overall" else s["by_condition"].get(c, {})
+        return got
+
+    lines = ["| metric | " + " | ".join(f"{n} {c}" for n, c in cols) + " |", "|---|" + "---|" * len(cols)]
+    for key, label in _ACCURACY_ROWS:
+        pct = key not in ("command_clips", "empty_clips")
+        lines.append(f"| {label} | " + " | ".join(_fmt(cell(n, c).get(key), pct) for n, c in cols) + " |")
+    lines += ["", "| timing | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+
+    def row(label: str, get: Callable[[dict[str, Any]], str]) -> None:
+        lines.append(f"| {label} | " + " | ".join(get(summaries[n]) for n in names) + " |")
+
+    row("end of speech -> intent p50 / p95 (ms)",
+        lambda s: f"{_fmt(s['latency_ms']['p50'])} / {_fmt(s['latency_ms']['p95'])} (n={s['latency_ms']['n']})")
+    row("per 32 ms chunk p50 / p99 (ms)", lambda s: f"{_fmt(s['chunk_ms']['p50'])} / {_fmt(s['chunk_ms']['p99'])}")
+    row("one decode of <= 4 s, wall p50 / p99 (ms)",
+        lambda s: f"{_fmt(s['decode_ms']['le4s_p50'])} / {_fmt(s['decode_ms']['le4s_p99'])} (n={s['decode_ms']['le4s_n']})"
+        if "decode_ms" in s else "-")
+    row("one decode of <= 4 s, CPU p50 / p99 (ms, all threads)",
+        lambda s: f"{_fmt(s['decode_ms']['le4s_cpu_p50'])} / {_fmt(s['decode_ms']['le4s_cpu_p99'])}"
+        if "decode_ms" in s else "-")
+    row("CPU cores while processing in real time", lambda s: _fmt(s.get("cpu_cores")))
+    row("real-time factor (wall)", lambda s: _fmt(s["real_time_factor"]))
+    first = summaries[names[0]]
+    lines += ["", f"{first['clip_count']} clips, {first['audio_s']} s of audio"]
+    return "\n".join(lines)
+
+
 def format_table(summary: dict[str, Any]) -> str:
     cols = ["overall", *summary["by_condition"]]
     rows = {"overall": summary["overall"], **summary["by_condition"]}
     lines = ["| metric | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for key, label in [("command_clips", "command clips"), ("keyword_recall", "keyword recall"),
-                       ("clips_all_keywords", "clips with all keywords"),
-                       ("clips_wrong_extra_keyword", "clips with a wrong extra keyword"),
-                       ("empty_clips", "non-command / noise clips"),
-                       ("false_intents", "false intents (any, incl. retracted early ones)"),
-                       ("false_final_intents", "false final intents")]:
+    for key, label in _ACCURACY_ROWS:
         pct = key not in ("command_clips", "empty_clips")
         lines.append(f"| {label} | " + " | ".join(_fmt(rows[c][key], pct) for c in cols) + " |")
     s = summary
@@ -235,6 +284,7 @@ def format_table(summary: dict[str, Any]) -> str:
         f"| VAD per 512-sample window (ms) | {_fmt(s['vad_window_ms']['p50'])} | p99 {_fmt(s['vad_window_ms']['p99'])} |",
         f"| NLP per transcript (ms) | {_fmt(s['nlp_ms']['p50'])} | p99 {_fmt(s['nlp_ms']['p99'])} |",
         "",
-        f"real-time factor {_fmt(s['real_time_factor'])} over {s['audio_s']} s of audio, {s['clip_count']} clips",
+        f"real-time factor {_fmt(s['real_time_factor'])}, {_fmt(s.get('cpu_cores'))} CPU cores, "
+        f"over {s['audio_s']} s of audio, {s['clip_count']} clips",
     ]
     return "\n".join(lines)

@@ -1,18 +1,20 @@
 """Listen stage: audio ring -> VAD + streaming recognizer -> speech and transcript events.
 
 Runs in its own process: a shell over :class:`synesthesia.hearing.listener.Listener` (silero VAD
-through onnxruntime, pocketsphinx by default, Vosk when `listen.vosk_model` is set). It reads
+through onnxruntime, then the recognizer `listen.recognizer` names: Whisper tiny.en by default,
+pocketsphinx, or Vosk over `listen.vosk_model`). It reads
 every chunk in order (audio is not skippable like frames) and reports any it lost.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from synesthesia import shm
-from synesthesia.hearing import build_recognizer
+from synesthesia.hearing import build_recognizer, listener_defaults
 from synesthesia.hearing import listener as hl
 from synesthesia.hearing.sources import AudioChunk
 from synesthesia.intent import load_vocabulary
@@ -34,14 +36,16 @@ def to_message(event: hl.Event) -> SpeechStart | SpeechEnd | TranscriptPartial |
 
 
 def listener_config(settings: Settings) -> hl.ListenerConfig:
-    """The listener's tuned defaults with the run's settings applied (`listen.vad_threshold`)."""
-    return hl.ListenerConfig(endpointer=hl.EndpointerConfig(threshold=settings.listen.vad_threshold))
+    """The listener's tuned defaults for the recognizer with the run's settings applied
+    (`listen.vad_threshold`)."""
+    base = listener_defaults(settings.listen.recognizer)
+    return replace(base, endpointer=replace(base.endpointer, threshold=settings.listen.vad_threshold))
 
 
 def main(ctx: StageContext) -> None:
     cfg = ctx.settings
     vocab = load_vocabulary(cfg.nlp.vocabulary)
-    recognizer = build_recognizer(vocab, vosk_model=cfg.listen.vosk_model)
+    recognizer = build_recognizer(vocab, recognizer=cfg.listen.recognizer, vosk_model=cfg.listen.vosk_model)
     listener = hl.Listener(recognizer, config=listener_config(cfg), new_trace_id=lambda: str(new_trace_id()))
     # A new handle reads from the present on: audio captured before this process existed is stale.
     ring = shm.FrameRing.attach(ctx.rings["audio"])
