@@ -238,3 +238,21 @@ def test_build_recognizer_names_what_is_wrong(vocab, tmp_path: Path) -> None:  #
         build_recognizer(vocab, recognizer="vosk")
     with pytest.raises(RecognizerError, match="unknown Whisper prompt"):
         WhisperRecognizer(vocab.forms, WhisperConfig(prompt="everything"))
+
+
+def test_bench_listen_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from synesthesia.cli import main
+
+    rows = [r for r in wide_manifest() if r["condition"] == "clean"][:2]
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps({"file": str(WIDE / r["file"]), "expect": r["expect"],
+                                     "condition": r["condition"]}) + "\n" for r in rows))
+    out = tmp_path / "r.json"
+    assert main(["bench", "listen", "--manifest", str(m), "--json", str(out), "--quiet",
+                 "--recognizer", "pocketsphinx", "--recognizer", "whisper"]) == 0
+    table = capsys.readouterr().out
+    assert "| pocketsphinx clean | whisper clean |" in table and "one decode of <= 4 s" in table
+    res = json.loads(out.read_text())
+    assert set(res["recognizers"]) == {"pocketsphinx", "whisper"}
+    assert res["recognizers"]["whisper"]["decode_ms"]["le4s_n"] > 0
+    assert [c["file"] for c in res["recognizers"]["whisper"]["clips"]] == [str(WIDE / r["file"]) for r in rows]
