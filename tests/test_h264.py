@@ -287,15 +287,17 @@ def test_staged_run_streams_h264_with_key_frames_on_join_and_records_mp4(tmp_pat
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
     try:
         url = None
+        seen: list[str] = []
         end = time.monotonic() + 60
         assert proc.stdout is not None
         while url is None and time.monotonic() < end:
             line = proc.stdout.readline()
             if not line:
                 break
+            seen.append(line)
             if "viewer" in line and "http://" in line:
                 url = line[line.index("http://"):].split()[0]
-        assert url is not None, "the run printed no viewer URL"
+        assert url is not None, "the run printed no viewer URL:\n" + "".join(seen)
         time.sleep(2.0)  # join a stream well past its first key frame
 
         async def watch() -> list[tuple[dict[str, Any], bytes]]:
