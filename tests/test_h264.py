@@ -262,7 +262,9 @@ def test_server_over_tls_with_a_self_signed_certificate(tmp_path: Path) -> None:
                     while True:
                         msg = await ws.receive(timeout=10)
                         if msg.type == aiohttp.WSMsgType.TEXT and json.loads(msg.data)["type"] == "frame":
-                            return html, json.loads(msg.data)
+                            break
+            await asyncio.sleep(0.25)  # aiohttp's graceful close: TLS transports finish closing
+            return html, json.loads(msg.data)
 
         html, meta = asyncio.run(fetch())
         assert "<canvas" in html and meta["codec"] == "h264" and meta["key"] is True
@@ -312,6 +314,7 @@ def test_staged_run_streams_h264_with_key_frames_on_join_and_records_mp4(tmp_pat
                     elif msg.type == aiohttp.WSMsgType.BINARY and meta is not None:
                         got.append((meta, msg.data))
                         meta = None
+            await asyncio.sleep(0.1)  # let the closed transport finish before the loop ends
             return got
 
         got = asyncio.run(watch())

@@ -160,13 +160,14 @@ class _Viewers:
 
     async def _main(self) -> None:
         await asyncio.gather(*(self._one(i) for i in range(self.n)))
+        await asyncio.sleep(0.25)  # closed transports finish closing before the loop goes
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(10)
+        self._thread.join(30)
 
 
 def soak(cfg: SoakConfig, progress: Callable[[str], None] = lambda s: None) -> SoakResult:
