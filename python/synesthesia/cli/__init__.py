@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "doctor": ("synesthesia.cli.doctor", "check the native module, models, ports and shared memory; say what to fix"),
     "cleanup": ("synesthesia.cli.cleanup", "remove shared memory and sockets left by crashed runs"),
     "info": ("synesthesia.cli.info", "show the native module, SIMD level and versions"),
-    "bench": ("synesthesia.cli.bench", "benchmarks: kernels, transport, listen, world, stream, e2e (one report format)"),
+    "bench": ("synesthesia.cli.bench", "benchmarks: kernels, transport, listen, world, stream, render, e2e, soak (one report format)"),
     "kernels-demo": ("synesthesia.cli.kernels_demo", "encode a generated frame sequence with the Rust kernels and report"),
     "serve": ("synesthesia.cli.serve", "serve the browser viewer (today: over the in-process demo pipeline)"),
     "snapshot": ("synesthesia.cli.snapshot", "render a scene described in words, or a session's moment, to a PNG or JPEG"),
