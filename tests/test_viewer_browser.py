@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synesthesia.bench.browser import VIEWER_STATE, find_chromium, launch_chromium
+from synesthesia.bench.browser import CANVAS_DIGEST, VIEWER_STATE, find_chromium, launch_chromium
 from synesthesia.bench.browser import Cdp as PackageCdp
 from synesthesia.stream.demo import DemoPipeline
 
@@ -101,14 +101,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cdp, Dem
         shutil.rmtree(profile, ignore_errors=True)
 
 
-CANVAS_DIGEST = """(() => {
-  const c = document.getElementById('view');
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let h = 0, sum = [0, 0, 0];
-  for (let i = 0; i < d.length; i += 4) { h = (h * 31 + d[i] + d[i + 1] * 7 + d[i + 2] * 13) | 0; sum[0] += d[i]; sum[1] += d[i + 1]; sum[2] += d[i + 2]; }
-  const n = d.length / 4;
-  return {hash: h, w: c.width, h: c.height, mean: sum.map((s) => s / n)};
-})()"""
 
 
 def _screenshot(cdp: Cdp) -> Image.Image:

@@ -22,18 +22,10 @@ import av
 import numpy as np
 import pytest
 
-from synesthesia.bench.browser import VIEWER_STATE, Browser, find_chromium
+from synesthesia.bench.browser import CANVAS_DIGEST, VIEWER_STATE, Browser, find_chromium
 from synesthesia.bench.browser import Cdp as PackageCdp
 from synesthesia.stream.demo import DemoPipeline
 
-CANVAS = """(() => {
-  const c = document.getElementById('view');
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let h = 0, sum = [0, 0, 0];
-  for (let i = 0; i < d.length; i += 4) { h = (h * 31 + d[i] + d[i + 1] * 7 + d[i + 2] * 13) | 0; sum[0] += d[i]; sum[1] += d[i + 1]; sum[2] += d[i + 2]; }
-  const n = d.length / 4;
-  return {hash: h, w: c.width, h: c.height, mean: sum.map((s) => s / n)};
-})()"""
 NO_WEBCODECS = "delete window.VideoDecoder; delete window.EncodedVideoChunk; delete window.VideoFrame;"
 
 
@@ -87,10 +79,10 @@ def _video_client(pipe: DemoPipeline) -> Any:
 def test_h264_frames_are_decoded_by_webcodecs_and_drawn(browser: Browser, pipe: DemoPipeline) -> None:
     cdp = _open(browser, pipe.server.url)
     _wait(cdp, "window.synesthesia.codec === 'h264' && window.synesthesia.framesDrawn >= 10", 20, "ten H.264 frames drawn")
-    first = cdp.js(CANVAS)
+    first = cdp.js(CANVAS_DIGEST)
     drawn = cdp.js("window.synesthesia.framesDrawn")
     _wait(cdp, f"window.synesthesia.framesDrawn >= {drawn + 10}", 20, "ten more frames")
-    second = cdp.js(CANVAS)
+    second = cdp.js(CANVAS_DIGEST)
     state = cdp.js("({codecs: window.synesthesia.codecs, keys: window.synesthesia.keyFrames, "
                    "errors: window.synesthesia.decodeErrors, resyncs: window.synesthesia.resyncs})")
     assert state["codecs"][0] == "h264", state
@@ -105,7 +97,7 @@ def test_h264_frames_are_decoded_by_webcodecs_and_drawn(browser: Browser, pipe: 
 def test_typed_prompt_changes_the_decoded_picture(browser: Browser, pipe: DemoPipeline) -> None:
     cdp = _open(browser, pipe.server.url)
     _wait(cdp, "window.synesthesia.codec === 'h264' && window.synesthesia.framesDrawn >= 3", 20, "H.264 frames")
-    before = cdp.js(CANVAS)["mean"]
+    before = cdp.js(CANVAS_DIGEST)["mean"]
     cdp.js("document.getElementById('prompt').focus()")
     cdp.call("Input.insertText", {"text": "the ocean"})
     cdp.js("document.querySelector('#prompt-form button').click()", gesture=True)
@@ -114,7 +106,7 @@ def test_typed_prompt_changes_the_decoded_picture(browser: Browser, pipe: DemoPi
     _wait(cdp, f"window.synesthesia.lastTraced && window.synesthesia.lastTraced.trace.includes({json.dumps(trace)})", 10,
           "an H.264 frame traced to the prompt")
     _wait(cdp, "window.synesthesia.lastDrawn > window.synesthesia.lastTraced.frame + 10", 10, "frames after the traced one drawn")
-    after = cdp.js(CANVAS)["mean"]
+    after = cdp.js(CANVAS_DIGEST)["mean"]
     # The ocean look lifts blue against red in the decoded picture.
     assert after[2] / max(after[0], 1) > 1.3 * before[2] / max(before[0], 1), (before, after)
     assert cdp.js("window.synesthesia.decodeErrors") == 0
@@ -225,7 +217,7 @@ def test_page_without_webcodecs_falls_back_to_jpeg(browser: Browser, pipe: DemoP
     assert cdp.js("window.synesthesia.codecs") == ["jpeg"]
     assert cdp.js("typeof VideoDecoder") == "undefined"
     assert any("h264" not in c.codecs and c.frames >= 5 for c in pipe.server.clients)
-    shown = cdp.js(CANVAS)
+    shown = cdp.js(CANVAS_DIGEST)
     assert (shown["w"], shown["h"]) == (160, 88) and max(shown["mean"]) > 20, shown
     # Only while such a page is connected does the encoder make JPEG beside the video.
     assert pipe.encoder.jpeg_wanted
@@ -245,4 +237,4 @@ def test_corrupt_access_units_kill_neither_server_nor_page(browser: Browser, pip
     _wait(cdp, f"window.synesthesia.framesDrawn >= {drawn + 10}", 20, "the page drawing again after bad input")
     assert cdp.js("window.synesthesia.resyncs") >= 1
     assert pipe.server.clients, "the server lost its clients"
-    np.testing.assert_array_less(0, cdp.js(CANVAS)["mean"])
+    np.testing.assert_array_less(0, cdp.js(CANVAS_DIGEST)["mean"])

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["BrowserError", "find_chromium", "require_chromium", "launch_chromium", "Cdp", "Browser"]
+__all__ = ["BrowserError", "find_chromium", "require_chromium", "launch_chromium", "Cdp", "Browser", "VIEWER_STATE", "CANVAS_DIGEST"]
 
 #: Where to look for chromium, after ``$SYNESTHESIA_CHROMIUM``.
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
@@ -157,6 +157,16 @@ class Cdp:
 #: The viewer's state, for error messages (the last few events only).
 VIEWER_STATE = ("JSON.stringify(window.synesthesia && "
                 "{...window.synesthesia, events: window.synesthesia.events.slice(-5)})")
+
+#: Page expression: a hash, the size and the mean RGB of what the viewer's canvas shows now.
+CANVAS_DIGEST = """(() => {
+  const c = document.getElementById('view');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let h = 0, sum = [0, 0, 0];
+  for (let i = 0; i < d.length; i += 4) { h = (h * 31 + d[i] + d[i + 1] * 7 + d[i + 2] * 13) | 0; sum[0] += d[i]; sum[1] += d[i + 1]; sum[2] += d[i + 2]; }
+  const n = d.length / 4;
+  return {hash: h, w: c.width, h: c.height, mean: sum.map((s) => s / n)};
+})()"""
 
 
 class Browser:
