@@ -157,7 +157,7 @@ def test_repetition_loop_is_cut(vocab) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_decoding_does_not_loop_even_with_budget_to_spare(vocab) -> None:  # type: ignore[no-untyped-def]
-    """The default decoding (repetition penalty, bare keyword prompt) ends where the speech does
+    """The default decoding (repetition penalty 1.3) ends where the speech does
     on windows that end right at it, with ten times the token budget the defaults give: the
     tokens it pays for stay near the words spoken. The same clips with the penalty off loop to
     the budget (tiny.en's "paint everything green paint everything green ..."), so the bound is

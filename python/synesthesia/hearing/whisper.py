@@ -51,10 +51,12 @@ class WhisperConfig:
     far are likely complete). ``trust_pause``: at a pause the latest decode's words count as
     stable without a second decode agreeing when its average log-probability is at least
     ``trust_logprob`` (brings the last keyword's early intent forward).
-    ``window_s``: most audio one decode sees. ``prompt``: what biases every decode: "words" (the
-    canonical words separated by spaces: 29 prompt tokens, and tiny.en answers in the same
-    style, lower case without punctuation, so in fewer tokens), "keywords" (the same words as a
-    comma-separated sentence: 57 tokens), "forms" (every surface form: 145 tokens) or "none".
+    ``window_s``: most audio one decode sees. ``prompt``: what biases every decode: "list" (the
+    canonical words as a comma-separated list left open: 56 prompt tokens; tiny.en answers in
+    its lower-case style), "keywords" (the same list closed by a period, so the answer starts a
+    capitalised, punctuated sentence: 57 tokens and more tokens generated), "words" (separated
+    by spaces only: 29 tokens and the shortest answers, but voices it hears worse: "take meter
+    little ocean"), "forms" (every surface form: 145 tokens) or "none".
     ``repetition_penalty``: CTranslate2's penalty on tokens already generated; it is what stops
     tiny.en's repetition loops on short windows ("paint everything green paint everything
     green ...") instead of paying for them up to the token budget and cutting them afterwards.
@@ -69,7 +71,7 @@ class WhisperConfig:
     trust_pause: bool = True
     trust_logprob: float = -0.4
     window_s: float = 4.0
-    prompt: str = "words"
+    prompt: str = "list"
     beam_size: int = 1
     repetition_penalty: float = 1.3
     tokens_per_s: float = 6.0
@@ -120,12 +122,15 @@ def whisper_model_path() -> Path:
     return path
 
 
-def keyword_prompt(phrases: Iterable[str], bare: bool = False) -> str:
-    """The previous-text prompt that biases decoding toward the dictionary: its forms as a
-    comma-separated list, as a transcript of someone naming them would read (``bare``: separated
-    by spaces only, half the tokens to prefill)."""
+def keyword_prompt(phrases: Iterable[str], style: str = "keywords") -> str:
+    """The previous-text prompt that biases decoding toward the dictionary, in one of three
+    styles: "keywords", its forms as a comma-separated sentence, as a transcript of someone
+    naming them would read; "list", the same list left open (no final period, so the transcript
+    goes on in its lower-case style); "words", separated by spaces only (half the tokens)."""
     words = sorted(set(phrases))
-    return " " + " ".join(words) if bare else " " + ", ".join(words) + "."
+    if style == "words":
+        return " " + " ".join(words)
+    return " " + ", ".join(words) + ("" if style == "list" else ".")
 
 
 def words_of(text: str) -> list[str]:
@@ -187,9 +192,9 @@ class WhisperRecognizer:
     def __init__(self, forms: Mapping[str, Any] | Iterable[str], config: WhisperConfig | None = None,
                  model_path: str | Path | None = None) -> None:
         self.config = cfg = config or WhisperConfig()
-        if cfg.prompt not in ("keywords", "words", "forms", "none"):
-            raise RecognizerError(f"unknown Whisper prompt {cfg.prompt!r}: expected keywords, words, forms or none")
-        if isinstance(forms, Mapping) and cfg.prompt in ("keywords", "words"):
+        if cfg.prompt not in ("keywords", "list", "words", "forms", "none"):
+            raise RecognizerError(f"unknown Whisper prompt {cfg.prompt!r}: expected keywords, list, words, forms or none")
+        if isinstance(forms, Mapping) and cfg.prompt in ("keywords", "list", "words"):
             phrases = list(dict.fromkeys(getattr(k, "word", f) for f, k in forms.items()))
         else:
             phrases = list(forms)
@@ -227,7 +232,7 @@ class WhisperRecognizer:
         self._eot = special["<|endoftext|>"]
         self._sot = [special["<|startoftranscript|>"], special["<|notimestamps|>"]]
         # the prompt's own text must not get special tokens: they would end the prompt early
-        prompt_ids = self._tok.encode(keyword_prompt(phrases, cfg.prompt == "words"), add_special_tokens=False).ids
+        prompt_ids = self._tok.encode(keyword_prompt(phrases, "keywords" if cfg.prompt == "forms" else cfg.prompt), add_special_tokens=False).ids
         self._prompt = [special["<|startofprev|>"], *prompt_ids] + self._sot
         self._plain = list(self._sot)
         self.decodes: list[Decoded] = []  # every decode of the stream, for the bench and tests
