@@ -145,13 +145,32 @@ def test_silence_gives_nothing(whisper) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_repetition_loop_is_cut(vocab) -> None:  # type: ignore[no-untyped-def]
-    """With the window ending right at the speech and a generous token budget, tiny.en starts
-    the transcript over and over on this clip; what comes back is what was said, once."""
-    loose = WhisperRecognizer(vocab.forms, WhisperConfig(pad_silence_s=0.0, tokens_per_s=40, tokens_min=40))
+    """With the window ending right at the speech, a generous token budget and no repetition
+    penalty, tiny.en starts the transcript over and over on this clip; what comes back is what
+    was said, once (the cut that stays behind the penalty)."""
+    loose = WhisperRecognizer(vocab.forms, WhisperConfig(pad_silence_s=0.0, tokens_per_s=40, tokens_min=40,
+                                                         repetition_penalty=1.0, prompt="keywords"))
     audio = read(SPEECH / "test_0000.wav")  # "take me to the ocean"
     d = loose.transcribe(audio)
     assert d.tokens > 12  # it did loop: far more tokens than five words need
     assert " ".join(d.words) == "take me to the ocean"
+
+
+def test_decoding_does_not_loop_even_with_budget_to_spare(vocab) -> None:  # type: ignore[no-untyped-def]
+    """The default decoding (repetition penalty, bare keyword prompt) ends where the speech does
+    on windows that end right at it, with ten times the token budget the defaults give: the
+    tokens it pays for stay near the words spoken. The same clips with the penalty off loop to
+    the budget (tiny.en's "paint everything green paint everything green ..."), so the bound is
+    the decoding's doing, not the clips'."""
+    rows = [r for r in wide_manifest() if r["expect"]][:6]
+    clips = [(read(WIDE / r["file"]), len(r["text"].split())) for r in rows]
+    loose = dict(pad_silence_s=0.0, tokens_per_s=60.0, tokens_min=60)
+    rec = WhisperRecognizer(vocab.forms, WhisperConfig(**loose))  # type: ignore[arg-type]
+    spent = [(rec.transcribe(audio).tokens, words) for audio, words in clips]
+    assert all(tokens <= 1.5 * words + 2 for tokens, words in spent), spent
+    plain = WhisperRecognizer(vocab.forms, WhisperConfig(repetition_penalty=1.0, **loose))  # type: ignore[arg-type]
+    looped = [plain.transcribe(audio).tokens for audio, words in clips]
+    assert max(looped) >= 40, looped
 
 
 # ---- streaming --------------------------------------------------------------------------------

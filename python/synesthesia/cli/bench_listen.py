@@ -145,10 +145,15 @@ def decode_figures(decodes: list[Any]) -> dict[str, Any]:
     short = [d.encode_ms for d in decodes if d.audio_s <= 4.0]
     short_cpu = [d.cpu_ms for d in decodes if d.audio_s <= 4.0]
     every = [d.encode_ms for d in decodes]
+    tokens = [d.tokens for d in decodes]
 
     def pct(v: list[float], q: float) -> float | None:
         return round(float(np.percentile(v, q)), 1) if v else None
 
     return {"le4s_p50": pct(short, 50), "le4s_p99": pct(short, 99), "le4s_n": len(short),
             "le4s_cpu_p50": pct(short_cpu, 50), "le4s_cpu_p99": pct(short_cpu, 99),
-            "all_p50": pct(every, 50), "all_p99": pct(every, 99), "all_n": len(every)}
+            "all_p50": pct(every, 50), "all_p99": pct(every, 99), "all_n": len(every),
+            # a loop shows as a decode that ran to its token budget
+            "tokens_mean": round(float(np.mean(tokens)), 1) if tokens else None, "tokens_max": max(tokens, default=None),
+            "out_of_budget": sum(d.tokens >= d.budget for d in decodes),
+            "checked": sum(d.checked for d in decodes)}

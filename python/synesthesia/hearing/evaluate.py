@@ -260,6 +260,9 @@ def format_side_by_side(summaries: dict[str, dict[str, Any]]) -> str:
     row("one decode of <= 4 s, CPU p50 / p99 (ms, all threads)",
         lambda s: f"{_fmt(s['decode_ms']['le4s_cpu_p50'])} / {_fmt(s['decode_ms']['le4s_cpu_p99'])}"
         if "decode_ms" in s else "-")
+    row("tokens per decode mean / max, decodes that used the whole budget",
+        lambda s: f"{s['decode_ms']['tokens_mean']} / {s['decode_ms']['tokens_max']}, {s['decode_ms']['out_of_budget']}"
+        if "tokens_mean" in s.get("decode_ms", {}) else "-")
     row("CPU cores while processing in real time", lambda s: _fmt(s.get("cpu_cores")))
     row("real-time factor (wall)", lambda s: _fmt(s["real_time_factor"]))
     first = summaries[names[0]]
@@ -283,6 +286,16 @@ def format_table(summary: dict[str, Any]) -> str:
         f"| per 32 ms chunk: VAD + recognizer + NLP (ms) | {_fmt(s['chunk_ms']['p50'])} | p99 {_fmt(s['chunk_ms']['p99'])} |",
         f"| VAD per 512-sample window (ms) | {_fmt(s['vad_window_ms']['p50'])} | p99 {_fmt(s['vad_window_ms']['p99'])} |",
         f"| NLP per transcript (ms) | {_fmt(s['nlp_ms']['p50'])} | p99 {_fmt(s['nlp_ms']['p99'])} |",
+    ]
+    d = s.get("decode_ms")
+    if d:
+        lines += [
+            f"| one decode of <= 4 s, wall (ms, n={d['le4s_n']}) | {_fmt(d['le4s_p50'])} | p99 {_fmt(d['le4s_p99'])} |",
+            f"| one decode of <= 4 s, CPU (ms, all threads) | {_fmt(d['le4s_cpu_p50'])} | p99 {_fmt(d['le4s_cpu_p99'])} |",
+            f"| tokens per decode (mean, max; {d.get('out_of_budget')} used the whole budget) "
+            f"| {d.get('tokens_mean')} | max {d.get('tokens_max')} |",
+        ]
+    lines += [
         "",
         f"real-time factor {_fmt(s['real_time_factor'])}, {_fmt(s.get('cpu_cores'))} CPU cores, "
         f"over {s['audio_s']} s of audio, {s['clip_count']} clips",

