@@ -456,6 +456,7 @@ def bench_display(report: Report, seconds: float, rounds: int = 2) -> None:
                 cdp.call("Target.closeTarget", {"targetId": target})
             cdp.wait(f"window.synesthesia && window.synesthesia.codec === '{codec}' && window.synesthesia.framesDrawn >= 10", 60,
                      f"{codec} frames drawn")
+            time.sleep(1.0)  # past the page's start (a new decoder, the first key frame), for both codecs
             client = next(iter(pipe.server.clients))
             client.shown_ns.clear()
             cdp.js("window.synesthesia.timing.length = 0")

@@ -87,6 +87,9 @@ def test_h264_frames_are_decoded_by_webcodecs_and_drawn(browser: Browser, pipe: 
     state = cdp.js("({codecs: window.synesthesia.codecs, keys: window.synesthesia.keyFrames, "
                    "errors: window.synesthesia.decodeErrors, resyncs: window.synesthesia.resyncs})")
     assert state["codecs"][0] == "h264", state
+    # The browser took the latency hint (a config it did not understand would come back without it).
+    config = cdp.js("window.synesthesia.decoderConfig")
+    assert config["codec"] == "avc1.64001F" and config["optimizeForLatency"] is True, config
     assert state["keys"] >= 1 and state["errors"] == 0, state
     assert (first["w"], first["h"]) == (640, 352), first
     assert first["hash"] != second["hash"], "the decoded picture did not move"

@@ -13,7 +13,7 @@
   const state = (window.synesthesia = {
     connected: false, framesReceived: 0, framesDrawn: 0, framesSkipped: 0, lastDrawn: -1,
     bytes: 0, events: [], errors: [], hud: null, mic: "off", micChunks: 0,
-    codecs: ["jpeg"], codec: null, videoPaint: null, keyFrames: 0, resyncs: 0, decodeErrors: 0,
+    codecs: ["jpeg"], codec: null, decoderConfig: null, videoPaint: null, keyFrames: 0, resyncs: 0, decodeErrors: 0,
     openedAt: null, joinMs: null,  // socket open -> first frame drawn, for this connection
     // Per drawn frame, performance.now() ms at each step in the page: [codec, frame, received
     // (the socket message), decode started (VideoDecoder.decode / createImageBitmap), decoded
@@ -75,7 +75,10 @@
     // The page says what it can decode; the server sends H.264 only to pages that can.
     if (typeof VideoDecoder === "undefined") return Promise.resolve(["jpeg"]);
     return VideoDecoder.isConfigSupported(AVC)
-      .then((r) => (r.supported ? ["h264", "jpeg"] : ["jpeg"]))
+      .then((r) => {
+        state.decoderConfig = r.config;  // what the browser understood of AVC (tests read it)
+        return r.supported ? ["h264", "jpeg"] : ["jpeg"];
+      })
       .catch(() => ["jpeg"]);
   }
 
