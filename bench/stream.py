@@ -435,9 +435,10 @@ def _page_steps(cdp: Any, codec: str) -> dict[str, npt.NDArray[np.float64]]:
             "paint": drawn - out, "page": drawn - recv}
 
 
-def bench_display(report: Report, seconds: float, rounds: int = 2) -> None:
+def bench_display(report: Report, seconds: float, rounds: int = 4) -> None:
     """Encoded -> displayed in a real browser, H.264 (WebCodecs) and JPEG (the same page with
-    WebCodecs removed) from one demo pipeline in one run, alternating ``rounds`` times. Displayed
+    WebCodecs removed) from one demo pipeline in one run, alternating ``rounds`` times (short
+    phases, so that both codecs see the same load on a shared machine). Displayed
     = the page's ack of the drawn frame reaching the server (an upper bound: it includes the
     ack's trip back), the same measure for both codecs; the page's own log splits it up."""
     from synesthesia.bench.browser import Browser
@@ -583,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run, not a measurement")
     parser.add_argument("--only", choices=("video", "display"),
                         help="video: only the rate-distortion and H.264 sections; display: only encoded -> displayed")
-    parser.add_argument("--display-rounds", type=int, default=2, help="H.264 then JPEG phases in the browser section")
+    parser.add_argument("--display-rounds", type=int, default=4,
+                        help="H.264 then JPEG phases in the browser section, each --seconds / 2 long")
     parser.add_argument("--out", type=Path, help="write the Markdown here as well as to stdout")
     parser.add_argument("--json", type=Path, help="write the rows and provenance as JSON here")
     args = parser.parse_args(argv)
@@ -606,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: H.264 to {n} viewer(s) ...", file=sys.stderr, flush=True)
             bench_video_wire(report, args.seconds, n)
     print("bench: encoded -> displayed in chromium ...", file=sys.stderr, flush=True)
-    bench_display(report, args.seconds, args.display_rounds)
+    bench_display(report, args.seconds / 2, args.display_rounds)
     try:
         end_load = "%.1f %.1f %.1f" % os.getloadavg()
     except OSError:
