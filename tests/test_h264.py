@@ -308,6 +308,45 @@ def test_encode_loop_makes_jpeg_beside_video_only_while_asked() -> None:
     assert loop.report()["codec"] == "h264" and loop.report()["jpeg"] is False
 
 
+def test_video_rests_without_a_video_viewer_and_resumes_with_a_key_frame() -> None:
+    frames, records = LatestSlot[tuple[np.ndarray, FrameMeta]](), LatestSlot[JpegRecord](depth=8)
+    reader, out = frames.reader(), records.reader(in_order=True)
+    video = H264Codec(W, H, H264Config(min_key_interval_s=0))
+    loop = EncodeLoop(reader, records, "nano", video=video)
+    loop.VIDEO_DEMAND_S = 0.05
+    n = iter(range(1000))
+
+    def step() -> list[JpegRecord]:
+        i = next(n)
+        frames.put((synthetic_frame(i * 0.04, W, H), FrameMeta(i)))
+        loop.step(0.1)
+        return list(iter(lambda: out.latest(0.0), None))
+
+    # No server has spoken yet: video is made (a headless reader of the records needs it).
+    assert [r.codec for r in step() + step()] == ["h264", "h264"]
+    loop.demand(video=False)  # a server with no video viewer: a moment more, then rest
+    assert [r.codec for r in step()] == ["h264"]
+    time.sleep(0.06)
+    assert step() == [] and step() == [] and loop.report()["video"] is False
+    assert video.stats.frames == 3
+    # A viewer that decodes video: the very next frame is a key frame, the sequence unbroken.
+    loop.demand(video=True)
+    got = step() + step()
+    assert [(r.codec, r.key, r.seq) for r in got] == [("h264", True, 3), ("h264", False, 4)]
+    assert loop.report()["video"] is True
+    # JPEG for a viewer without video goes on while video rests.
+    loop.demand(jpeg=True, video=False)
+    time.sleep(0.06)
+    assert [r.codec for r in step()] == ["jpeg"]
+    # An .mp4 recording needs every frame, viewers or not.
+    rec_frames = LatestSlot[tuple[np.ndarray, FrameMeta]]()
+    always = EncodeLoop(rec_frames.reader(), None, "nano", video=H264Codec(W, H), video_always=True)
+    always.VIDEO_DEMAND_S = 0.0
+    always.demand(video=False)
+    rec_frames.put((synthetic_frame(0.0, W, H), FrameMeta(0)))
+    assert (r := always.step(0.1)) is not None and r.codec == "h264"
+
+
 def _records(n: int, w: int = W, h: int = H) -> list[JpegRecord]:
     codec = H264Codec(w, h, H264Config(budget_ms=1e9))
     out = []

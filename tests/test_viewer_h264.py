@@ -132,6 +132,34 @@ def test_client_joining_mid_stream_gets_a_key_frame_at_once(browser: Browser, pi
     assert min(join_ms) < 200, join_ms
 
 
+def test_page_joining_a_resting_encoder_draws_at_once(browser: Browser, pipe: DemoPipeline) -> None:
+    """With no video viewer the encoder stops making H.264; a page that joins then gets a key
+    frame at the next frame and draws it as fast as one joining a running stream."""
+    cdp = browser.page()
+    old = [t["targetId"] for t in cdp.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+    cdp.open("about:blank")
+    for target in old:
+        cdp.call("Target.closeTarget", {"targetId": target})
+    pipe.encoder.VIDEO_DEMAND_S = 0.3  # the server repeats its demand every second
+    try:
+        deadline = time.monotonic() + 15
+        while pipe.encoder.video_wanted and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not pipe.encoder.video_wanted, "the video side never rested without a viewer"
+        made = pipe.encoder.video.stats.frames
+        time.sleep(0.3)
+        assert pipe.encoder.video.stats.frames == made, "H.264 frames were made with no viewer"
+        cdp = _open(browser, pipe.server.url)
+        _wait(cdp, "window.synesthesia.codec === 'h264' && window.synesthesia.joinMs !== null", 10, "the first frame")
+        join_ms = cdp.js("window.synesthesia.joinMs")
+        assert cdp.js("window.synesthesia.keyFrames") >= 1 and cdp.js("window.synesthesia.framesSkipped") == 0
+    finally:
+        del pipe.encoder.VIDEO_DEMAND_S
+    assert pipe.encoder.video_wanted
+    # The same allowance as a join mid-stream (100 ms budget, a shared CI machine).
+    assert join_ms < 200, join_ms
+
+
 class _RawSocket:
     """A minimal WebSocket client on a plain socket with a tiny receive buffer, so that not
     reading for a while really backs the server up (aiohttp would buffer on our behalf)."""
