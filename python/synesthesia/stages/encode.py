@@ -4,7 +4,8 @@ Runs in its own process: a shell over :class:`synesthesia.stream.encoder.EncodeL
 takes the newest frame (never queues behind the renderer), encodes it (H.264 through libx264,
 and/or JPEG with the Rust kernels at the adaptive controller's quality and scale), and writes
 the packed records into the jpeg ring. The serve stage's ``serve.encode_request`` events say
-when a viewer needs a key frame and whether any viewer needs JPEG beside the video.
+when a viewer needs a key frame, whether any viewer needs JPEG beside the video, and whether any
+decodes the video at all (with none, and no .mp4 recording, the H.264 side rests).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _follow_requests(ctx: StageContext, loop: EncodeLoop) -> None:
         while not ctx.stop.is_set():
             got = sub.recv(timeout=0.2)
             if got is not None and isinstance(got[1], EncodeRequest):
-                loop.demand(got[1].keyframe, got[1].jpeg, got[1].reason)
+                loop.demand(got[1].keyframe, got[1].jpeg, got[1].reason, video=got[1].video)
     finally:
         sub.close()
 
@@ -74,7 +75,8 @@ def main(ctx: StageContext) -> None:
         video = H264Codec(cfg.world.width, cfg.world.height, H264Config(target_bps=cfg.encode.bitrate_bps, fps=cfg.world.fps))
     loop = EncodeLoop(source, JpegRingSink(jpeg), cfg.encode.mode,
                       ControllerConfig(target_bps=cfg.encode.bitrate_bps, fps=cfg.world.fps), video=video,
-                      jpeg_always=(cfg.record or "").lower().endswith(".avi"))
+                      jpeg_always=(cfg.record or "").lower().endswith(".avi"),
+                      video_always=(cfg.record or "").lower().endswith(".mp4"))
     requests = threading.Thread(target=_follow_requests, args=(ctx, loop), name="requests", daemon=True)
     requests.start()
     torn = 0
@@ -97,6 +99,8 @@ def main(ctx: StageContext) -> None:
                                        latency_p99_us=report["encode_ms_p99"] * 1e3))
                 ctx.status.update(codec=report["codec"], quality=report["quality"], scale=report["scale"],
                                   kbps=report["kbps"], torn=torn)
+                if loop.video is not None:  # "resting": no viewer decodes video, none is made
+                    ctx.status.update(video="on" if report["video"] else "resting")
                 last, last_frames = now, s.frames
     finally:
         frames.close()
