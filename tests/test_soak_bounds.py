@@ -112,3 +112,16 @@ def test_viewer_server_keeps_nothing_per_client_after_it_leaves(server: StreamSe
     # A client's own state (its queues, windows, per-frame maps, rate bucket) is several KB:
     # 320 of them kept would be well over this.
     assert grown < 256 * 1024, f"{grown / 1024:.0f} KiB kept after 320 viewers came and went"
+
+
+def test_jpeg_encoder_cache_stays_small_as_quality_wanders() -> None:
+    from synesthesia.stream.encoder import EncodeLoop
+    from synesthesia.stream.records import FrameMeta
+
+    loop = EncodeLoop(None, None, "nano")
+    frame = np.random.default_rng(2).integers(0, 255, (176, 320, 3), dtype=np.uint8)
+    for i, quality in enumerate(range(20, 96, 3)):
+        loop.controller._q = float(quality)  # where a changing scene would steer it
+        record = loop.encode(frame, FrameMeta(i, (), {}))
+        assert record.quality == quality
+    assert len(loop._encoders) <= 8
