@@ -264,7 +264,9 @@ class EncodeLoop:
             else:
                 enc = kernels.NanoEncoder(scale=scale, method=self.spec.method, quality=quality, qtables=None)
             self._encoders[key] = enc
-            if len(self._encoders) > 32:
+            # Each holds ~0.2 MiB of buffers once used; 32 of them were 7 MiB that an encode
+            # process kept growing into over minutes as the controller visited qualities.
+            if len(self._encoders) > 8:
                 self._encoders.popitem(last=False)
         else:
             self._encoders.move_to_end(key)
