@@ -437,41 +437,50 @@ def _page_steps(cdp: Any, codec: str) -> dict[str, npt.NDArray[np.float64]]:
 
 def bench_display(report: Report, seconds: float, rounds: int = 4) -> None:
     """Encoded -> displayed in a real browser, H.264 (WebCodecs) and JPEG (the same page with
-    WebCodecs removed) from one demo pipeline in one run, alternating ``rounds`` times (short
-    phases, so that both codecs see the same load on a shared machine). Displayed
+    WebCodecs removed) and H.264 painted by the page's drawImage fallback, from one demo pipeline
+    in one run, alternating ``rounds`` times (short phases, so that all see the same load on a
+    shared machine). Displayed
     = the page's ack of the drawn frame reaching the server (an upper bound: it includes the
     ack's trip back), the same measure for both codecs; the page's own log splits it up."""
-    from synesthesia.bench.browser import Browser
+    from synesthesia.bench.browser import NO_RGBA_COPY, Browser
     from synesthesia.stream.demo import DemoPipeline
 
-    pooled: dict[str, dict[str, list[float]]] = {}
+    # The page as shipped for each codec, and H.264 painted by the drawImage fallback (what the
+    # page did before), side by side.
+    phases = (("h264", None), ("jpeg", NO_WEBCODECS), ("h264", NO_RGBA_COPY))
+    pooled: dict[tuple[str, str], dict[str, list[float]]] = {}
     with DemoPipeline(width=1280, height=704, fps=25.0, codec="h264", target_bps=2e6) as pipe, Browser() as browser:
         cdp = browser.page()
-        for codec in ("h264", "jpeg") * rounds:
+        # The first phase is a warm-up (a fresh browser, encoder and decoder), not recorded.
+        for i, (codec, before) in enumerate(phases[:1] + phases * rounds):
             old = [t["targetId"] for t in cdp.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
             cdp.open("about:blank")
-            if codec == "jpeg":
-                cdp.call("Page.addScriptToEvaluateOnNewDocument", {"source": NO_WEBCODECS})
+            if before is not None:
+                cdp.call("Page.addScriptToEvaluateOnNewDocument", {"source": before})
             cdp.call("Page.navigate", {"url": pipe.server.url})
             for target in old:
                 cdp.call("Target.closeTarget", {"targetId": target})
             cdp.wait(f"window.synesthesia && window.synesthesia.codec === '{codec}' && window.synesthesia.framesDrawn >= 10", 60,
                      f"{codec} frames drawn")
             time.sleep(1.0)  # past the page's start (a new decoder, the first key frame), for both codecs
+            if i == 0:
+                time.sleep(seconds)
+                continue
             client = next(iter(pipe.server.clients))
             client.shown_ns.clear()
             cdp.js("window.synesthesia.timing.length = 0")
             time.sleep(seconds)
             shown = list(np.asarray(client.shown_ns, dtype=np.float64) / 1e6)
             steps = {k: list(v) for k, v in _page_steps(cdp, codec).items()}
-            pool = pooled.setdefault(codec, {})
+            paint = cdp.js("window.synesthesia.videoPaint") or ""
+            pool = pooled.setdefault((codec, paint), {})
             for k, v in (("shown", shown), *steps.items()):
                 pool.setdefault(k, []).extend(v)
-            row = _display_row(codec, shown, steps, cdp.js("window.synesthesia.decodeErrors"), cdp.js("window.synesthesia.videoPaint"))
+            row = _display_row(codec, shown, steps, cdp.js("window.synesthesia.decodeErrors"), paint)
             row["load"] = os.getloadavg()[0]
             report.display.append(row)
-    for codec, pool in pooled.items():
-        report.display.append(_display_row(f"{codec}, all", pool.pop("shown"), pool, None, None))
+    for (codec, paint), pool in sorted(pooled.items()):
+        report.display.append(_display_row(f"{codec}, all", pool.pop("shown"), pool, None, paint))
     jpeg = next(r for r in report.display if r["codec"] == "jpeg, all")
     for r in report.display:
         r["met"] = r["p95_ms"] <= jpeg["p95_ms"] + 5.0 if r["codec"].startswith("h264") else None
@@ -558,7 +567,8 @@ def markdown(report: Report) -> str:
             "", "## Encoded -> displayed in headless chromium (demo pipeline 1280x704, 2 Mbps, one page at a time)", "",
             "Displayed = the page's ack of the drawn frame back at the server (includes the ack's trip), measured",
             "the same way for both codecs. One pipeline and one browser serve H.264 (WebCodecs, 1280x704) and JPEG",
-            "(nano 320x176; WebCodecs removed from the page) in turn; 'all' pools each codec's phases. The page's",
+            "(nano 320x176; WebCodecs removed from the page) in turn, and H.264 again painted by the page's",
+            "drawImage fallback (copyTo made unable to convert) for comparison; 'all' pools the phases. The page's",
             "own log splits each frame: encoded -> received (wall clocks of one machine), waiting for the decoder,",
             "decode (VideoDecoder.decode -> output callback; createImageBitmap for JPEG), paint (-> pixels on the",
             "canvas, ack sent). load: the 1-minute load average at the end of the phase (2 cores).",
@@ -642,8 +652,8 @@ def main(argv: list[str] | None = None) -> int:
     if report.display:
         report.notes += [
             "- Encoded -> displayed: the H.264 page paints a decoded VideoFrame with `copyTo({format: \"RGBA\"})`",
-            "  and `putImageData` ('paint' column: copyTo); `drawImage(frame)` converted YUV to RGB on the page's",
-            "  main thread at 3-4 ms a frame in software (it was the 14 ms gap under load) and stays the fallback.",
+            "  and `putImageData` ('paint' column: copyTo); `drawImage(frame)` (the drawImage rows, the page's",
+            "  fallback and what it did before) converts YUV to RGB on the page's main thread, 3-4 ms a frame here.",
             "  In the JPEG phases no viewer decodes H.264, so the encoder's H.264 side rests after 3 s (as in a run);",
             "  each H.264 phase starts again at a key frame, and both measure after a second of warm-up.",
             "  Both pages, the server and the encoder share this machine's 2 cores with the other engineers' work,",

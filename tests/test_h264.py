@@ -338,6 +338,10 @@ def test_video_rests_without_a_video_viewer_and_resumes_with_a_key_frame() -> No
     loop.demand(jpeg=True, video=False)
     time.sleep(0.06)
     assert [r.codec for r in step()] == ["jpeg"]
+    # The stage reports each stream it has made (a run's frame count adds them up).
+    streams = loop.streams()
+    assert {k: v["frames"] for k, v in streams.items()} == {"h264": 5, "jpeg": 1}
+    assert streams["h264"]["p50_ms"] > 0 and streams["jpeg"]["p50_ms"] > 0
     # An .mp4 recording needs every frame, viewers or not.
     rec_frames = LatestSlot[tuple[np.ndarray, FrameMeta]]()
     always = EncodeLoop(rec_frames.reader(), None, "nano", video=H264Codec(W, H), video_always=True)

@@ -22,7 +22,7 @@ import av
 import numpy as np
 import pytest
 
-from synesthesia.bench.browser import CANVAS_DIGEST, VIEWER_STATE, Browser, find_chromium
+from synesthesia.bench.browser import CANVAS_DIGEST, NO_RGBA_COPY, VIEWER_STATE, Browser, find_chromium
 from synesthesia.bench.browser import Cdp as PackageCdp
 from synesthesia.frames import synthetic_frame
 from synesthesia.stream.demo import LOOKS, DemoPipeline
@@ -281,15 +281,6 @@ CANVAS_FRAME = """(() => {
   for (let i = 0; i < d.length; i += 8192) s += String.fromCharCode.apply(null, d.subarray(i, i + 8192));
   return {frame: window.synesthesia.lastDrawn, w: c.width, h: c.height, rgba: btoa(s)};
 })()"""
-
-#: Run ahead of the page: VideoFrame.copyTo cannot convert to RGBA (as in older browsers).
-NO_RGBA_COPY = """(() => {
-  const copyTo = VideoFrame.prototype.copyTo;
-  VideoFrame.prototype.copyTo = function (dest, options) {
-    if (options && options.format) return Promise.reject(new TypeError('no format conversion here'));
-    return copyTo.call(this, dest, options);
-  };
-})();"""
 
 
 def _source_frame(pipe: DemoPipeline, frame: int) -> np.ndarray:

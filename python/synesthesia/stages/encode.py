@@ -81,7 +81,7 @@ def main(ctx: StageContext) -> None:
     requests.start()
     torn = 0
     last = time.monotonic()
-    last_frames = 0
+    last_frames: dict[str, float] = {}
     try:
         while not ctx.stop.is_set():
             ctx.tick()
@@ -91,17 +91,19 @@ def main(ctx: StageContext) -> None:
             now = time.monotonic()
             if now - last >= 1.0:
                 report = loop.report()
-                s = loop.video.stats if loop.video is not None else loop.stats
-                dropped = s.skipped if loop.video is not None else s.dropped  # type: ignore[union-attr]
-                ctx.publish(FrameStats(stage=ctx.name, stream=report["codec"], frames=s.frames,
-                                       dropped=dropped + torn, fps=(s.frames - last_frames) / (now - last),
-                                       latency_p50_us=report["encode_ms_p50"] * 1e3,
-                                       latency_p99_us=report["encode_ms_p99"] * 1e3))
+                # One FrameStats per stream made: H.264 rests without video viewers while JPEG
+                # for the others goes on, and the run's frame counts add both up.
+                for i, (stream, st) in enumerate(loop.streams().items()):
+                    ctx.publish(FrameStats(stage=ctx.name, stream=stream, frames=int(st["frames"]),
+                                           dropped=int(st["dropped"]) + (torn if i == 0 else 0),
+                                           fps=(st["frames"] - last_frames.get(stream, 0)) / (now - last),
+                                           latency_p50_us=st["p50_ms"] * 1e3, latency_p99_us=st["p99_ms"] * 1e3))
+                    last_frames[stream] = st["frames"]
                 ctx.status.update(codec=report["codec"], quality=report["quality"], scale=report["scale"],
                                   kbps=report["kbps"], torn=torn)
                 if loop.video is not None:  # "resting": no viewer decodes video, none is made
                     ctx.status.update(video="on" if report["video"] else "resting")
-                last, last_frames = now, s.frames
+                last = now
     finally:
         frames.close()
         jpeg.close()

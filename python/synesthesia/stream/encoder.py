@@ -323,6 +323,19 @@ class EncodeLoop:
         while not stop.is_set():
             self.step(timeout)
 
+    def streams(self) -> dict[str, dict[str, float]]:
+        """Each stream this loop makes or has made (``h264``, ``jpeg``): frames, frames dropped,
+        encode time p50 and p99 in ms. JPEG beside a video codec appears once it has been made."""
+        out: dict[str, dict[str, float]] = {}
+        if self.video is not None:
+            r = self.video.report()
+            out["h264"] = {"frames": r["frames"], "dropped": r["dropped"], "p50_ms": r["encode_ms_p50"], "p99_ms": r["encode_ms_p99"]}
+        if self.video is None or self.stats.frames:
+            times = np.asarray(self.stats.encode_ns or [0], dtype=np.float64) / 1e6
+            out["jpeg"] = {"frames": self.stats.frames, "dropped": self.stats.dropped,
+                           "p50_ms": round(float(np.median(times)), 3), "p99_ms": round(float(np.percentile(times, 99)), 3)}
+        return out
+
     def report(self) -> dict[str, Any]:
         """The encoder's state as an event for the HUD and the logs."""
         if self.video is not None:
