@@ -67,7 +67,7 @@ class _Process:
     stage: str
     pid: int
     born: float
-    samples: list[tuple[float, float, int]] = field(default_factory=list)  # (t, rss MiB, fds)
+    samples: list[tuple[float, float, int, float]] = field(default_factory=list)  # (t, rss MiB, fds, anon MiB)
 
 
 @dataclass
@@ -89,8 +89,8 @@ class SoakResult:
     leftovers: list[str]
     exit_code: int | None
     log_tail: list[str]
-    #: Every watched process: (stage, pid, [(seconds since it was first seen, RSS MiB, fds)]).
-    lives: list[tuple[str, int, list[tuple[float, float, int]]]] = field(default_factory=list)
+    #: Every watched process: (stage, pid, [(seconds since it was first seen, RSS MiB, fds, private MiB)]).
+    lives: list[tuple[str, int, list[tuple[float, float, int, float]]]] = field(default_factory=list)
     #: What ``idle_connections`` cost the serve stage (see :func:`_idle_probe`), or None.
     idle: dict[str, float] | None = None
     #: The machine's 1-minute load average, sampled once a second during the run.
@@ -101,12 +101,16 @@ class SoakResult:
         return float(np.percentile(values, q)) if values else None
 
 
-def _proc_sample(pid: int) -> tuple[float, int] | None:
+def _proc_sample(pid: int) -> tuple[float, int, float] | None:
+    """RSS (MiB), open descriptors and the private part of RSS (``RssAnon``, MiB): the heap and
+    anonymous maps, without pages of mapped files (libraries, models) or shared memory (the
+    rings) that a process touches for the first time, which grow RSS but are no leak."""
     try:
-        with open(f"/proc/{pid}/statm") as f:
-            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
-        return rss, len(os.listdir(f"/proc/{pid}/fd"))
-    except (OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if line.startswith(("VmRSS", "RssAnon")))
+        rss, anon = (int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "RssAnon"))
+        return rss, len(os.listdir(f"/proc/{pid}/fd")), anon
+    except (OSError, ValueError, IndexError, KeyError):
         return None
 
 
@@ -425,6 +429,7 @@ def soak(cfg: SoakConfig, progress: Callable[[str], None] = lambda s: None) -> S
             "observed_s": sum(m[-1][0] - m[0][0] for m in measured),
             "longest_s": longest[-1][0] - longest[0][0],
             "rss_mib_per_min": _pooled_slope_per_min([[(s[0], s[1]) for s in m] for m in measured]),
+            "anon_mib_per_min": _pooled_slope_per_min([[(s[0], s[3]) for s in m] for m in measured]),
             "fds_per_min": _pooled_slope_per_min([[(s[0], float(s[2])) for s in m] for m in measured]),
             "fds_growth_max": float(max(max(s[2] for s in m) - m[0][2] for m in measured)),
             "rss_longest_per_min": _pooled_slope_per_min([[(s[0], s[1]) for s in longest]]),
@@ -454,7 +459,7 @@ def soak(cfg: SoakConfig, progress: Callable[[str], None] = lambda s: None) -> S
         skipped_for_viewers=sum(viewers.skipped.values()) if viewers else 0,
         published=sum(v["frames"] for s in status.get("stages", []) if s["name"] == "encode" for v in s.get("streams", {}).values()),
         counts=dict(status.get("counts", {})), leftovers=leftovers, exit_code=proc.returncode, log_tail=log_tail,
-        lives=[(p.stage, p.pid, [(t - p.born, rss, fds) for t, rss, fds in p.samples]) for p in procs.values()],
+        lives=[(p.stage, p.pid, [(t - p.born, rss, fds, anon) for t, rss, fds, anon in p.samples]) for p in procs.values()],
         idle=idle, load=load,
     )
 
@@ -472,16 +477,16 @@ def _load(r: SoakResult) -> str:
 
 def _growth_lines(r: SoakResult) -> list[str]:
     """Per stage: every process pooled (kills) and the longest-lived one on its own."""
-    lines = ["| stage | processes (watched past warm-up) | watched s (longest) | RSS MiB/min | fds/min | "
+    lines = ["| stage | processes (watched past warm-up) | watched s (longest) | RSS MiB/min | of which private | fds/min | "
              "most fds gained by one process | longest: RSS MiB after warm-up -> end, MiB/min, MiB/min over its "
              "second half, fds first -> last |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for stage, g in r.growth.items():
         if "rss_mib_per_min" not in g:
-            lines.append(f"| {stage} | {int(g['processes'])} (0) | 0 | | | | |")
+            lines.append(f"| {stage} | {int(g['processes'])} (0) | 0 | | | | | |")
             continue
         lines.append(f"| {stage} | {int(g['processes'])} ({int(g['measured'])}) | {g['observed_s']:.0f} ({g['longest_s']:.0f}) | "
-                     f"{g['rss_mib_per_min']:.3f} | {g['fds_per_min']:.3f} | {g['fds_growth_max']:.0f} | "
+                     f"{g['rss_mib_per_min']:.3f} | {g['anon_mib_per_min']:.3f} | {g['fds_per_min']:.3f} | {g['fds_growth_max']:.0f} | "
                      f"{g['rss_first']:.1f} -> {g['rss_last']:.1f}, {g['rss_longest_per_min']:.3f}, "
                      f"{g['rss_late_per_min']:.3f}, {g['fds_first']:.0f} -> {g['fds_last']:.0f} |")
     return lines
@@ -563,8 +568,10 @@ def to_markdown(r: SoakResult, command: str, provenance: dict[str, Any], leak: S
               "first reported its pid: a fresh process fills its allocator arenas, codec and model buffers and "
               "import caches there, which is not a leak. Growth per minute is the slope of RSS (or open "
               "descriptors) against time shared by all of a stage's processes watched past warm-up (one "
-              "intercept per process, so a restart is not growth). The longest-lived process is shown on its "
-              "own beside it, with the slope over the second half of its life alone.", ""]
+              "intercept per process, so a restart is not growth); \"of which private\" is the same slope of "
+              "RssAnon, the heap and anonymous maps without pages of mapped files or of the shared-memory rings "
+              "touched for the first time. The longest-lived process is shown on its own beside it, with the "
+              "slope over the second half of its life alone.", ""]
     for label, x in runs:
         if len(runs) > 1:
             extra = (f"most processes live {x.config.kill_every_s * len(x.config.stages):g} s on average, so "
