@@ -36,11 +36,11 @@ def test_listener_vad_timings_and_whisper_decodes_stay_bounded() -> None:
     listener = Listener(rec)
     silence = np.zeros(512 * 64, np.float32)
     windows = 0
-    for i in range(80):  # 80 x 64 windows of 32 ms: 164 s of audio
+    for i in range(20):  # 20 x 64 windows of 32 ms: 41 s of audio
         listener.process(AudioChunk(silence, i * len(silence), i))
         windows += 64
-    assert windows > 4096
-    assert len(listener.vad_ns) == 4096
+    assert windows > 1024
+    assert len(listener.vad_ns) == 1024
 
 
 @pytest.fixture

@@ -169,8 +169,8 @@ def test_decoding_does_not_loop_even_with_budget_to_spare(vocab) -> None:  # typ
     spent = [(rec.transcribe(audio).tokens, words) for audio, words in clips]
     assert all(tokens <= 1.5 * words + 2 for tokens, words in spent), spent
     plain = WhisperRecognizer(vocab.forms, WhisperConfig(repetition_penalty=1.0, **loose))  # type: ignore[arg-type]
-    looped = [plain.transcribe(audio).tokens for audio, words in clips]
-    assert max(looped) >= 40, looped
+    looped = [plain.transcribe(audio).tokens for audio, words in clips[::3]]
+    assert min(looped) >= 40, looped
 
 
 # ---- streaming --------------------------------------------------------------------------------

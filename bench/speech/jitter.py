@@ -94,7 +94,11 @@ def run(condition: str, audio: np.ndarray | None, seconds: float) -> dict[str, f
     intervals = q.get()
     p.join()
     late = float(np.mean(intervals > 1e3 / FPS + 10))
-    return {"p50": float(np.percentile(intervals, 50)), "p99": float(np.percentile(intervals, 99)),
+    decodes = getattr(listener.recognizer, "decodes", []) if listener is not None else []
+    walls, cpus = [d.encode_ms for d in decodes], [d.cpu_ms for d in decodes]
+    return {"decode_wall_p50": float(np.median(walls)) if walls else float("nan"),
+            "decode_cpu_p50": float(np.median(cpus)) if cpus else float("nan"), "decodes": len(walls),
+            "p50": float(np.percentile(intervals, 50)), "p99": float(np.percentile(intervals, 99)),
             "max": float(intervals.max()), "late_share": late, "listen_cores": cores if listener else 0.0,
             "frames": len(intervals) + 1}
 
@@ -106,15 +110,17 @@ def main() -> int:
     args = ap.parse_args()
     talk = speech(args.clips, args.seconds)
     quiet = np.zeros(int(args.seconds * RATE), np.float32)
-    conditions = [("no listener", None), ("whisper/2 silence", quiet), ("whisper/1 speech", talk),
+    conditions = [("no listener", None), ("whisper/1 silence", quiet), ("whisper/1 speech", talk),
                   ("whisper/2 speech", talk), ("pocketsphinx/0 speech", talk)]
-    print("| condition | frame interval p50 / p99 / max (ms) | frames > 50 ms | listen CPU cores |")
-    print("|---|---|---|---|")
+    print("| condition | frame interval p50 / p99 / max (ms) | frames > 50 ms | listen CPU cores "
+          "| decodes, wall / CPU p50 (ms) |")
+    print("|---|---|---|---|---|")
     for name, audio in conditions:
         key = name.split(" ")[0] if audio is not None else name
         r = run(key, audio, args.seconds)
         print(f"| {name} | {r['p50']:.1f} / {r['p99']:.1f} / {r['max']:.1f} | {100 * r['late_share']:.1f}% "
-              f"| {r['listen_cores']:.3f} |", flush=True)
+              f"| {r['listen_cores']:.3f} | {r['decodes']}, {r['decode_wall_p50']:.1f} / {r['decode_cpu_p50']:.1f} |",
+              flush=True)
     return 0
 
 

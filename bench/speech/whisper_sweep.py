@@ -17,27 +17,23 @@ import argparse
 import json
 import statistics
 import sys
-from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from synesthesia.cli.bench_listen import parse_settings
 from synesthesia.hearing.sources import RATE, read_audio
 from synesthesia.hearing.whisper import WhisperConfig, WhisperRecognizer
 from synesthesia.intent import load_vocabulary
 
 
 def parse(spec: str) -> tuple[str, WhisperConfig]:
-    kinds = {f.name: f.type for f in fields(WhisperConfig)}
     name, _, rest = spec.partition(":")
-    over: dict[str, object] = {}
-    for item in filter(None, rest.split(",")):
-        k, _, v = item.partition("=")
-        if k not in kinds:
-            raise SystemExit(f"unknown WhisperConfig field {k!r}; known: {sorted(kinds)}")
-        kind = str(kinds[k])
-        over[k] = v if "str" in kind else (v.lower() == "true") if "bool" in kind else int(v) if "int" in kind else float(v)
-    return name, WhisperConfig(**over)  # type: ignore[arg-type]
+    ps, listen, whisper = parse_settings([item for item in rest.split(",") if item])
+    if ps or listen:
+        raise SystemExit(f"{spec}: only WhisperConfig fields can be swept here, not {sorted({**ps, **listen})}")
+    return name, WhisperConfig(**whisper)
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -56,7 +52,7 @@ def main() -> int:
     vocab = load_vocabulary()
     recs = {name: WhisperRecognizer(vocab.forms, cfg) for name, cfg in map(parse, args.settings)}
     rows = [json.loads(line) for line in args.manifest.read_text().splitlines() if line.strip()][:: args.every]
-    res: dict[str, list[dict[str, object]]] = {name: [] for name in recs}
+    res: dict[str, list[dict[str, Any]]] = {name: [] for name in recs}
     for i, r in enumerate(rows):
         audio = read_audio(args.manifest.parent / r["file"])
         if r.get("speech_start_s") is not None:
@@ -80,11 +76,11 @@ def main() -> int:
         cmd = [o for o in out if o["expect"]]
         non = [o for o in out if not o["expect"] and o["condition"] != "noise only"]
         noise = [o for o in out if o["condition"] == "noise only"]
-        ok = sum(set(o["expect"]) <= set(o["found"]) for o in cmd)  # type: ignore[arg-type]
-        toks = [float(o["tokens"]) for o in out]  # type: ignore[arg-type]
-        over = sum(o["tokens"] >= o["budget"] for o in out)  # type: ignore[operator]
-        wall = [float(o["wall_ms"]) for o in out]  # type: ignore[arg-type]
-        cpu = [float(o["cpu_ms"]) for o in out]  # type: ignore[arg-type]
+        ok = sum(set(o["expect"]) <= set(o["found"]) for o in cmd)
+        toks = [float(o["tokens"]) for o in out]
+        over = sum(o["tokens"] >= o["budget"] for o in out)
+        wall = [float(o["wall_ms"]) for o in out]
+        cpu = [float(o["cpu_ms"]) for o in out]
         print(f"| {name} | {ok}/{len(cmd)} ({100 * ok / max(len(cmd), 1):.1f}%) | {sum(bool(o['found']) for o in non)}/{len(non)} "
               f"| {sum(bool(o['found']) for o in noise)}/{len(noise)} | {statistics.mean(toks):.1f} / {max(toks):.0f} "
               f"| {over} | {sum(bool(o['checked']) for o in out)} | {pct(wall, 50):.1f} / {pct(wall, 90):.1f} "

@@ -186,7 +186,7 @@ class WhisperRecognizer:
 
     #: How many of the newest decodes ``decodes`` keeps (a listen stage runs for hours); the
     #: listen bench raises it to keep every decode of its clips.
-    keep_decodes = 200
+    keep_decodes = 64
 
     def __init__(self, forms: Mapping[str, Any] | Iterable[str], config: WhisperConfig | None = None,
                  model_path: str | Path | None = None) -> None:
