@@ -3,6 +3,7 @@ mode, bitrate holding, frame -> on the wire, fan-out (JPEG and H.264), joining m
 
     .venv/bin/python bench/stream.py [--quick] [--out bench/results/stream.md] [--json FILE]
     .venv/bin/python bench/stream.py --only video --out bench/results/stream-h264.md
+    .venv/bin/python bench/stream.py --only display    # the browser section alone
 
 1. Encode time per frame *in the stage* (``EncodeLoop.encode``: controller, encoder cache and
    record building included) for nano, preview and full at a fixed quality 75, timed round-robin
@@ -20,7 +21,8 @@ mode, bitrate holding, frame -> on the wire, fan-out (JPEG and H.264), joining m
 5. H.264 to 1 and 8 viewers (in-process demo pipeline at 1280x704, 2 Mbps, clients in another
    process that announce H.264): bandwidth per viewer, frame rate, latency growth, and the join
    time (socket open -> first frame, a key frame asked for at the join, received).
-6. Encoded -> displayed in headless chromium, H.264 against JPEG in one run (see bench_display).
+6. Encoded -> displayed in headless chromium, H.264 against JPEG in one run, alternating, with
+   the page's own log of where each frame's time went (see bench_display).
 """
 
 from __future__ import annotations
@@ -419,34 +421,78 @@ def bench_video_wire(report: Report, seconds: float, clients: int) -> None:
 NO_WEBCODECS = "delete window.VideoDecoder; delete window.EncodedVideoChunk; delete window.VideoFrame;"
 
 
-def bench_display(report: Report, seconds: float) -> None:
-    """Encoded -> displayed in a real browser, H.264 (WebCodecs) and then JPEG (the same page with
-    WebCodecs removed) from one demo pipeline in one run. Displayed = the page's ack of the
-    drawn frame reaching the server (an upper bound: it includes the ack's trip back)."""
-    from synesthesia.bench.browser import Browser
+def _page_steps(cdp: Any, codec: str) -> dict[str, npt.NDArray[np.float64]]:
+    """Where each drawn frame's time went, from the page's own timing log (see viewer.js):
+    encoded -> received (the page's wall clock against the server's, both this machine's),
+    received -> decode started, the decode, the paint, received -> drawn; ms per frame."""
+    rows = [r for r in cdp.js("window.synesthesia.timing") if r[0] == codec and r[6] is not None]
+    origin = cdp.js("performance.timeOrigin")
+    # CLOCK_MONOTONIC -> wall clock in this process; the page's timeOrigin is wall clock too.
+    offset_ms = (time.time_ns() - time.monotonic_ns()) / 1e6
+    a = np.asarray([r[2:7] for r in rows], dtype=np.float64).reshape(-1, 5)
+    recv, start, out, drawn, encoded = a.T
+    return {"wire": origin + recv - (encoded / 1e6 + offset_ms), "wait": start - recv, "decode": out - start,
+            "paint": drawn - out, "page": drawn - recv}
+
+
+def bench_display(report: Report, seconds: float, rounds: int = 4) -> None:
+    """Encoded -> displayed in a real browser, H.264 (WebCodecs) and JPEG (the same page with
+    WebCodecs removed) and H.264 painted by the page's drawImage fallback, from one demo pipeline
+    in one run, alternating ``rounds`` times (short phases, so that all see the same load on a
+    shared machine). Displayed
+    = the page's ack of the drawn frame reaching the server (an upper bound: it includes the
+    ack's trip back), the same measure for both codecs; the page's own log splits it up."""
+    from synesthesia.bench.browser import NO_RGBA_COPY, Browser
     from synesthesia.stream.demo import DemoPipeline
 
+    # The page as shipped for each codec, and H.264 painted by the drawImage fallback (what the
+    # page did before), side by side.
+    phases = (("h264", None), ("jpeg", NO_WEBCODECS), ("h264", NO_RGBA_COPY))
+    pooled: dict[tuple[str, str], dict[str, list[float]]] = {}
     with DemoPipeline(width=1280, height=704, fps=25.0, codec="h264", target_bps=2e6) as pipe, Browser() as browser:
         cdp = browser.page()
-        for codec, before in (("h264", None), ("jpeg", NO_WEBCODECS), ("h264", None)):
+        # The first phase is a warm-up (a fresh browser, encoder and decoder), not recorded.
+        for i, (codec, before) in enumerate(phases[:1] + phases * rounds):
             old = [t["targetId"] for t in cdp.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
             cdp.open("about:blank")
-            if before:
+            if before is not None:
                 cdp.call("Page.addScriptToEvaluateOnNewDocument", {"source": before})
             cdp.call("Page.navigate", {"url": pipe.server.url})
             for target in old:
                 cdp.call("Target.closeTarget", {"targetId": target})
             cdp.wait(f"window.synesthesia && window.synesthesia.codec === '{codec}' && window.synesthesia.framesDrawn >= 10", 60,
                      f"{codec} frames drawn")
+            time.sleep(1.0)  # past the page's start (a new decoder, the first key frame), for both codecs
+            if i == 0:
+                time.sleep(seconds)
+                continue
             client = next(iter(pipe.server.clients))
             client.shown_ns.clear()
+            cdp.js("window.synesthesia.timing.length = 0")
             time.sleep(seconds)
-            shown = np.asarray(client.shown_ns, dtype=np.float64) / 1e6
-            report.display.append({"codec": codec, "frames": len(shown), "p50_ms": pct(shown, 50), "p95_ms": pct(shown, 95),
-                                   "p99_ms": pct(shown, 99), "decode_errors": cdp.js("window.synesthesia.decodeErrors")})
-    jpeg = next(r for r in report.display if r["codec"] == "jpeg")
+            shown = list(np.asarray(client.shown_ns, dtype=np.float64) / 1e6)
+            steps = {k: list(v) for k, v in _page_steps(cdp, codec).items()}
+            paint = cdp.js("window.synesthesia.videoPaint") or ""
+            pool = pooled.setdefault((codec, paint), {})
+            for k, v in (("shown", shown), *steps.items()):
+                pool.setdefault(k, []).extend(v)
+            row = _display_row(codec, shown, steps, cdp.js("window.synesthesia.decodeErrors"), paint)
+            row["load"] = os.getloadavg()[0]
+            report.display.append(row)
+    for (codec, paint), pool in sorted(pooled.items()):
+        report.display.append(_display_row(f"{codec}, all", pool.pop("shown"), pool, None, paint))
+    jpeg = next(r for r in report.display if r["codec"] == "jpeg, all")
     for r in report.display:
-        r["met"] = None if r["codec"] == "jpeg" else r["p95_ms"] <= jpeg["p95_ms"] + 5.0
+        r["met"] = r["p95_ms"] <= jpeg["p95_ms"] + 5.0 if r["codec"].startswith("h264") else None
+
+
+def _display_row(codec: str, shown: list[float], steps: dict[str, list[float]], errors: int | None,
+                 paint: str | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"codec": codec, "frames": len(shown), "p50_ms": pct(shown, 50), "p95_ms": pct(shown, 95),
+                           "p99_ms": pct(shown, 99), "decode_errors": errors, "paint": paint}
+    for k, v in steps.items():
+        row[f"{k}_p50"], row[f"{k}_p95"] = pct(v, 50), pct(v, 95)
+    return row
 
 
 def yes(v: bool | None) -> str:
@@ -519,13 +565,24 @@ def markdown(report: Report) -> str:
     if report.display:
         lines += [
             "", "## Encoded -> displayed in headless chromium (demo pipeline 1280x704, 2 Mbps, one page at a time)", "",
-            "Displayed = the page's ack of the drawn frame back at the server (includes the ack's trip). The same",
-            "pipeline and browser serve H.264 (WebCodecs), then JPEG (nano; WebCodecs removed from the page), then",
-            "H.264 again. Target: H.264 p95 no more than 5 ms above JPEG's.", "",
-            "| codec | frames | p50 ms | p95 ms | p99 ms | decode errors | met |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+            "Displayed = the page's ack of the drawn frame back at the server (includes the ack's trip), measured",
+            "the same way for both codecs. One pipeline and one browser serve H.264 (WebCodecs, 1280x704) and JPEG",
+            "(nano 320x176; WebCodecs removed from the page) in turn, and H.264 again painted by the page's",
+            "drawImage fallback (copyTo made unable to convert) for comparison; 'all' pools the phases. The page's",
+            "own log splits each frame: encoded -> received (wall clocks of one machine), waiting for the decoder,",
+            "decode (VideoDecoder.decode -> output callback; createImageBitmap for JPEG), paint (-> pixels on the",
+            "canvas, ack sent). load: the 1-minute load average at the end of the phase (2 cores).",
+            "Target: H.264 p95 no more than 5 ms above JPEG's (pooled).", "",
+            "| codec | paint | load | frames | p50 ms | p95 ms | p99 ms | to page p50/p95 | wait p50/p95 | decode p50/p95 | paint p50/p95 | in page p50/p95 | decode errors | met |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
-        lines += [f"| {r['codec']} | {r['frames']} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {r['decode_errors']} | {yes(r['met'])} |"
+
+        def pair(r: dict[str, Any], k: str) -> str:
+            return f"{r[k + '_p50']:.1f} / {r[k + '_p95']:.1f}" if k + "_p50" in r else ""
+
+        lines += [f"| {r['codec']} | {r['paint'] or ''} | {'' if r.get('load') is None else format(r['load'], '.1f')} | {r['frames']} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} | "
+                  f"{pair(r, 'wire')} | {pair(r, 'wait')} | {pair(r, 'decode')} | {pair(r, 'paint')} | {pair(r, 'page')} | "
+                  f"{'' if r['decode_errors'] is None else r['decode_errors']} | {yes(r['met'])} |"
                   for r in report.display]
     if report.notes:
         lines += ["", "## Notes", "", *report.notes]
@@ -537,7 +594,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=300, help="encode rounds per mode")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each fan-out run")
     parser.add_argument("--quick", action="store_true", help="a smoke run, not a measurement")
-    parser.add_argument("--only", choices=("video",), help="video: only the rate-distortion and H.264 sections")
+    parser.add_argument("--only", choices=("video", "display"),
+                        help="video: only the rate-distortion and H.264 sections; display: only encoded -> displayed")
+    parser.add_argument("--display-rounds", type=int, default=4,
+                        help="H.264 then JPEG phases in the browser section, each --seconds / 2 long")
     parser.add_argument("--out", type=Path, help="write the Markdown here as well as to stdout")
     parser.add_argument("--json", type=Path, help="write the rows and provenance as JSON here")
     args = parser.parse_args(argv)
@@ -545,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds, args.seconds = 30, 2.0
     report = Report(provenance(args))
     scene = Scene()
-    if args.only != "video":
+    if args.only is None:
         print("bench: encode ...", file=sys.stderr, flush=True)
         bench_encode(report, scene, args.rounds)
         print("bench: bitrate ...", file=sys.stderr, flush=True)
@@ -553,26 +613,28 @@ def main(argv: list[str] | None = None) -> int:
         for n in (1, 8):
             print(f"bench: wire, {n} client(s) ...", file=sys.stderr, flush=True)
             bench_wire(report, scene, args.seconds, n)
-    print("bench: rate-distortion ...", file=sys.stderr, flush=True)
-    bench_rd(report, world_frames(50 if args.quick else 250))
-    for n in (1, 8):
-        print(f"bench: H.264 to {n} viewer(s) ...", file=sys.stderr, flush=True)
-        bench_video_wire(report, args.seconds, n)
+    if args.only != "display":
+        print("bench: rate-distortion ...", file=sys.stderr, flush=True)
+        bench_rd(report, world_frames(50 if args.quick else 250))
+        for n in (1, 8):
+            print(f"bench: H.264 to {n} viewer(s) ...", file=sys.stderr, flush=True)
+            bench_video_wire(report, args.seconds, n)
     print("bench: encoded -> displayed in chromium ...", file=sys.stderr, flush=True)
-    bench_display(report, args.seconds)
+    bench_display(report, args.seconds / 2, args.display_rounds)
     try:
         end_load = "%.1f %.1f %.1f" % os.getloadavg()
     except OSError:
         end_load = "unknown"
-    report.notes += [
-        f"- Load average at the end: {end_load} on {os.cpu_count()} cores. The p99 columns of the encode table",
-        "  are dominated by preemption when the machine is shared (a 0.3 ms encode that loses its core waits",
-        "  a scheduler slice); medians are the figures to compare, and the round-robin puts that noise on",
-        "  every mode alike.",
-        "- 'nano, kernel alone' is `NanoEncoder.encode` at the same settings in the same rounds; the stage row",
-        "  adds the controller, the encoder cache and the record, so the two differ only by noise and order.",
-        "- wire is measured after `send_bytes` returned, i.e. the frame is in the kernel's socket buffer.",
-    ]
+    report.notes.append(f"- Load average at the end: {end_load} on {os.cpu_count()} cores.")
+    if report.encode:
+        report.notes += [
+            "- The p99 columns of the encode table are dominated by preemption when the machine is shared (a",
+            "  0.3 ms encode that loses its core waits a scheduler slice); medians are the figures to compare,",
+            "  and the round-robin puts that noise on every mode alike.",
+            "- 'nano, kernel alone' is `NanoEncoder.encode` at the same settings in the same rounds; the stage row",
+            "  adds the controller, the encoder cache and the record, so the two differ only by noise and order.",
+            "- wire is measured after `send_bytes` returned, i.e. the frame is in the kernel's socket buffer.",
+        ]
     if report.rd:
         report.notes += [
             "- Timing figures were taken on a 2-core machine shared with other engineers' builds, tests and",
@@ -586,6 +648,16 @@ def main(argv: list[str] | None = None) -> int:
             "  while the clients run in another: on a shared 2-core machine the encoder's wall time goes over",
             "  its 20 ms budget and the frame-rate controller halves the rate (min fps), as designed: frame rate",
             "  goes before latency. CPU time per frame (the rate-distortion table) is the figure to compare.",
+        ]
+    if report.display:
+        report.notes += [
+            "- Encoded -> displayed: the H.264 page paints a decoded VideoFrame with `copyTo({format: \"RGBA\"})`",
+            "  and `putImageData` ('paint' column: copyTo); `drawImage(frame)` (the drawImage rows, the page's",
+            "  fallback and what it did before) converts YUV to RGB on the page's main thread, 3-4 ms a frame here.",
+            "  In the JPEG phases no viewer decodes H.264, so the encoder's H.264 side rests after 3 s (as in a run);",
+            "  each H.264 phase starts again at a key frame, and both measure after a second of warm-up.",
+            "  Both pages, the server and the encoder share this machine's 2 cores with the other engineers' work,",
+            "  so the p95 and p99 columns move with the load (averages above); compare codecs within one run.",
         ]
     text = markdown(report)
     print(text)

@@ -116,6 +116,127 @@ def _nal_headers(au: bytes) -> list[int]:
     return out
 
 
+class _Bits:
+    """MSB-first bit reader over an RBSP (emulation-prevention bytes already removed)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def u(self, n: int) -> int:
+        v = 0
+        for _ in range(n):
+            v = (v << 1) | (self.data[self.pos >> 3] >> (7 - (self.pos & 7))) & 1
+            self.pos += 1
+        return v
+
+    def ue(self) -> int:
+        zeros = 0
+        while self.u(1) == 0:
+            zeros += 1
+        return (1 << zeros) - 1 + self.u(zeros)
+
+    def se(self) -> int:
+        k = self.ue()
+        return (k + 1) // 2 if k % 2 else -(k // 2)
+
+
+def _sps_fields(au: bytes) -> dict[str, int]:
+    """The fields of an access unit's SPS that say how a decoder may buffer (H.264 7.3.2.1.1, E.1.1)."""
+    nal = next(n for n in au.split(b"\0\0\1")[1:] if n and n[0] & 0x1F == 7)
+    rbsp = nal[1:].replace(b"\0\0\3", b"\0\0")
+    b = _Bits(rbsp)
+    sps = {"profile_idc": b.u(8)}
+    b.u(16)  # constraint flags, level_idc
+    b.ue()  # seq_parameter_set_id
+    if sps["profile_idc"] in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
+        chroma = b.ue()
+        if chroma == 3:
+            b.u(1)
+        b.ue(), b.ue(), b.u(1)  # bit depths, qpprime_y_zero_transform_bypass
+        if b.u(1):  # seq_scaling_matrix_present
+            for i in range(8 if chroma != 3 else 12):
+                if b.u(1):
+                    last = nxt = 8
+                    for _ in range(16 if i < 6 else 64):
+                        if nxt:
+                            nxt = (last + b.se()) % 256
+                        last = nxt or last
+    b.ue()  # log2_max_frame_num_minus4
+    poc = b.ue()
+    if poc == 0:
+        b.ue()
+    elif poc == 1:
+        b.u(1), b.se(), b.se()
+        for _ in range(b.ue()):
+            b.se()
+    sps["max_num_ref_frames"] = b.ue()
+    b.u(1)
+    b.ue(), b.ue()  # picture size in macroblocks
+    if not b.u(1):  # frame_mbs_only
+        b.u(1)
+    b.u(1)  # direct_8x8_inference
+    if b.u(1):  # cropping
+        b.ue(), b.ue(), b.ue(), b.ue()
+    sps["vui"] = b.u(1)
+    if not sps["vui"]:
+        return sps
+    if b.u(1) and b.u(8) == 255:  # aspect ratio
+        b.u(32)
+    if b.u(1):  # overscan
+        b.u(1)
+    if b.u(1):  # video signal type
+        b.u(4)
+        if b.u(1):
+            sps["colour_primaries"], sps["transfer"], sps["matrix"] = b.u(8), b.u(8), b.u(8)
+    if b.u(1):  # chroma location
+        b.ue(), b.ue()
+    if b.u(1):  # timing
+        b.u(32), b.u(32), b.u(1)
+    hrd = False
+    for _ in range(2):  # NAL then VCL HRD parameters
+        if b.u(1):
+            hrd = True
+            count = b.ue() + 1
+            b.u(8)
+            for _ in range(count):
+                b.ue(), b.ue(), b.u(1)
+            b.u(20)
+    if hrd:
+        b.u(1)  # low_delay_hrd
+    b.u(1)  # pic_struct_present
+    sps["bitstream_restriction"] = b.u(1)
+    if sps["bitstream_restriction"]:
+        b.u(1), b.ue(), b.ue(), b.ue(), b.ue()
+        sps["max_num_reorder_frames"] = b.ue()
+        sps["max_dec_frame_buffering"] = b.ue()
+    return sps
+
+
+@pytest.mark.parametrize("config", [H264Config(), H264Config(refresh="intra-refresh"), H264Config(preset="veryfast")],
+                         ids=["gop", "intra-refresh", "veryfast"])
+def test_sps_tells_decoders_that_no_frame_waits_for_reordering(config: H264Config) -> None:
+    """A decoder may hold decoded frames back for reordering unless the SPS says it need not:
+    the VUI's bitstream restriction with max_num_reorder_frames 0 and a one-frame buffer lets
+    WebCodecs (and libavcodec) output each frame as soon as its access unit is decoded."""
+    codec = H264Codec(W, H, config)
+    key = codec.encode(_frames(1)[0], FrameMeta(0))
+    assert key is not None and key.key
+    sps = _sps_fields(bytes(key.jpeg))
+    assert sps["vui"] and sps["bitstream_restriction"], sps
+    assert sps["max_num_reorder_frames"] == 0 and sps["max_dec_frame_buffering"] == 1, sps
+    assert (sps["colour_primaries"], sps["transfer"], sps["matrix"]) == (6, 6, 6), "BT.601 (SMPTE 170M) said in the VUI"
+    # libavcodec reads the same SPS: no B-frame delay, each frame out as its access unit goes
+    # in (one packet per access unit, no parser in between to wait for the next start code).
+    dec = av.CodecContext.create("h264", "r")
+    out = []
+    for i, f in enumerate(_frames(5)):
+        r = key if i == 0 else codec.encode(f, FrameMeta(i))
+        assert r is not None
+        out.append(len(dec.decode(av.Packet(bytes(r.jpeg)))))
+    assert not dec.has_b_frames
+    assert out == [1, 1, 1, 1, 1], out
+
+
 def test_h264_stream_decodes_frame_by_frame_close_to_the_source() -> None:
     frames = _frames(40)
     codec = H264Codec(W, H, H264Config(target_bps=1_000_000, budget_ms=1e9))
@@ -185,6 +306,49 @@ def test_encode_loop_makes_jpeg_beside_video_only_while_asked() -> None:
     got = loop.step(0.1)
     assert got is not None and got.codec == "h264" and got.key
     assert loop.report()["codec"] == "h264" and loop.report()["jpeg"] is False
+
+
+def test_video_rests_without_a_video_viewer_and_resumes_with_a_key_frame() -> None:
+    frames, records = LatestSlot[tuple[np.ndarray, FrameMeta]](), LatestSlot[JpegRecord](depth=8)
+    reader, out = frames.reader(), records.reader(in_order=True)
+    video = H264Codec(W, H, H264Config(min_key_interval_s=0))
+    loop = EncodeLoop(reader, records, "nano", video=video)
+    loop.VIDEO_DEMAND_S = 0.05
+    n = iter(range(1000))
+
+    def step() -> list[JpegRecord]:
+        i = next(n)
+        frames.put((synthetic_frame(i * 0.04, W, H), FrameMeta(i)))
+        loop.step(0.1)
+        return list(iter(lambda: out.latest(0.0), None))
+
+    # No server has spoken yet: video is made (a headless reader of the records needs it).
+    assert [r.codec for r in step() + step()] == ["h264", "h264"]
+    loop.demand(video=False)  # a server with no video viewer: a moment more, then rest
+    assert [r.codec for r in step()] == ["h264"]
+    time.sleep(0.06)
+    assert step() == [] and step() == [] and loop.report()["video"] is False
+    assert video.stats.frames == 3
+    # A viewer that decodes video: the very next frame is a key frame, the sequence unbroken.
+    loop.demand(video=True)
+    got = step() + step()
+    assert [(r.codec, r.key, r.seq) for r in got] == [("h264", True, 3), ("h264", False, 4)]
+    assert loop.report()["video"] is True
+    # JPEG for a viewer without video goes on while video rests.
+    loop.demand(jpeg=True, video=False)
+    time.sleep(0.06)
+    assert [r.codec for r in step()] == ["jpeg"]
+    # The stage reports each stream it has made (a run's frame count adds them up).
+    streams = loop.streams()
+    assert {k: v["frames"] for k, v in streams.items()} == {"h264": 5, "jpeg": 1}
+    assert streams["h264"]["p50_ms"] > 0 and streams["jpeg"]["p50_ms"] > 0
+    # An .mp4 recording needs every frame, viewers or not.
+    rec_frames = LatestSlot[tuple[np.ndarray, FrameMeta]]()
+    always = EncodeLoop(rec_frames.reader(), None, "nano", video=H264Codec(W, H), video_always=True)
+    always.VIDEO_DEMAND_S = 0.0
+    always.demand(video=False)
+    rec_frames.put((synthetic_frame(0.0, W, H), FrameMeta(0)))
+    assert (r := always.step(0.1)) is not None and r.codec == "h264"
 
 
 def _records(n: int, w: int = W, h: int = H) -> list[JpegRecord]:

@@ -22,9 +22,10 @@ import av
 import numpy as np
 import pytest
 
-from synesthesia.bench.browser import CANVAS_DIGEST, VIEWER_STATE, Browser, find_chromium
+from synesthesia.bench.browser import CANVAS_DIGEST, NO_RGBA_COPY, VIEWER_STATE, Browser, find_chromium
 from synesthesia.bench.browser import Cdp as PackageCdp
-from synesthesia.stream.demo import DemoPipeline
+from synesthesia.frames import synthetic_frame
+from synesthesia.stream.demo import LOOKS, DemoPipeline
 
 NO_WEBCODECS = "delete window.VideoDecoder; delete window.EncodedVideoChunk; delete window.VideoFrame;"
 
@@ -86,6 +87,9 @@ def test_h264_frames_are_decoded_by_webcodecs_and_drawn(browser: Browser, pipe: 
     state = cdp.js("({codecs: window.synesthesia.codecs, keys: window.synesthesia.keyFrames, "
                    "errors: window.synesthesia.decodeErrors, resyncs: window.synesthesia.resyncs})")
     assert state["codecs"][0] == "h264", state
+    # The browser took the latency hint (a config it did not understand would come back without it).
+    config = cdp.js("window.synesthesia.decoderConfig")
+    assert config["codec"] == "avc1.64001F" and config["optimizeForLatency"] is True, config
     assert state["keys"] >= 1 and state["errors"] == 0, state
     assert (first["w"], first["h"]) == (640, 352), first
     assert first["hash"] != second["hash"], "the decoded picture did not move"
@@ -126,6 +130,34 @@ def test_client_joining_mid_stream_gets_a_key_frame_at_once(browser: Browser, pi
     # Socket open -> first decoded frame on the canvas. The budget is 100 ms; this shared CI
     # machine gets twice that (the measured figure is in bench/results/stream.md).
     assert min(join_ms) < 200, join_ms
+
+
+def test_page_joining_a_resting_encoder_draws_at_once(browser: Browser, pipe: DemoPipeline) -> None:
+    """With no video viewer the encoder stops making H.264; a page that joins then gets a key
+    frame at the next frame and draws it as fast as one joining a running stream."""
+    cdp = browser.page()
+    old = [t["targetId"] for t in cdp.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+    cdp.open("about:blank")
+    for target in old:
+        cdp.call("Target.closeTarget", {"targetId": target})
+    pipe.encoder.VIDEO_DEMAND_S = 0.3  # the server repeats its demand every second
+    try:
+        deadline = time.monotonic() + 15
+        while pipe.encoder.video_wanted and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not pipe.encoder.video_wanted, "the video side never rested without a viewer"
+        made = pipe.encoder.video.stats.frames
+        time.sleep(0.3)
+        assert pipe.encoder.video.stats.frames == made, "H.264 frames were made with no viewer"
+        cdp = _open(browser, pipe.server.url)
+        _wait(cdp, "window.synesthesia.codec === 'h264' && window.synesthesia.joinMs !== null", 10, "the first frame")
+        join_ms = cdp.js("window.synesthesia.joinMs")
+        assert cdp.js("window.synesthesia.keyFrames") >= 1 and cdp.js("window.synesthesia.framesSkipped") == 0
+    finally:
+        del pipe.encoder.VIDEO_DEMAND_S
+    assert pipe.encoder.video_wanted
+    # The same allowance as a join mid-stream (100 ms budget, a shared CI machine).
+    assert join_ms < 200, join_ms
 
 
 class _RawSocket:
@@ -238,3 +270,46 @@ def test_corrupt_access_units_kill_neither_server_nor_page(browser: Browser, pip
     assert cdp.js("window.synesthesia.resyncs") >= 1
     assert pipe.server.clients, "the server lost its clients"
     np.testing.assert_array_less(0, cdp.js(CANVAS_DIGEST)["mean"])
+
+
+#: Page expression: the frame number the canvas shows and its pixels (RGBA, base64), read in
+#: one evaluation so that the two belong together.
+CANVAS_FRAME = """(() => {
+  const c = document.getElementById('view');
+  const d = new Uint8Array(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.buffer);
+  let s = '';
+  for (let i = 0; i < d.length; i += 8192) s += String.fromCharCode.apply(null, d.subarray(i, i + 8192));
+  return {frame: window.synesthesia.lastDrawn, w: c.width, h: c.height, rgba: btoa(s)};
+})()"""
+
+
+def _source_frame(pipe: DemoPipeline, frame: int) -> np.ndarray:
+    """What the demo world rendered as ``frame`` (its panning view under the current look)."""
+    w, h = pipe.world.width, pipe.world.height
+    base = synthetic_frame(0.0, w, h)
+    wide = np.concatenate([base, base], axis=1)
+    lut = LOOKS.get(pipe.world.look)
+    if lut is not None:
+        wide = np.stack([lut[c][wide[..., c]] for c in range(3)], axis=-1)
+    off = (frame * 4) % w
+    return wide[:, off : off + w]
+
+
+@pytest.mark.parametrize("paint", ["copyTo", "drawImage"])
+def test_canvas_shows_the_decoded_frame_in_the_right_colours(browser: Browser, pipe: DemoPipeline, paint: str) -> None:
+    """The canvas holds the frame the page acknowledged, close to what the world rendered, by
+    the fast path (VideoFrame.copyTo as RGBA, then putImageData) and by the drawImage fallback."""
+    cdp = _open(browser, pipe.server.url, before=NO_RGBA_COPY if paint == "drawImage" else None)
+    _wait(cdp, "window.synesthesia.codec === 'h264' && window.synesthesia.framesDrawn >= 10", 20, "H.264 frames drawn")
+    assert cdp.js("window.synesthesia.videoPaint") == paint
+    shown = cdp.js(CANVAS_FRAME)
+    assert (shown["w"], shown["h"]) == (pipe.world.width, pipe.world.height), shown["w"]
+    rgb = np.frombuffer(base64.b64decode(shown["rgba"]), np.uint8).reshape(shown["h"], shown["w"], 4)[..., :3]
+    source = _source_frame(pipe, shown["frame"]).astype(np.float64)
+    psnr = 10 * np.log10(255**2 / np.mean((rgb - source) ** 2))
+    # Another frame (the view pans 4 pixels a frame) costs the PSNR over 5 dB; a wrong YUV
+    # matrix (BT.709 for this BT.601 stream) moves a channel's mean by 2.5 levels, a wrong
+    # range by more (measured: the right frame in the right colours 36.8 dB, means within 0.9).
+    channel_error = np.abs(rgb.reshape(-1, 3).mean(0) - source.reshape(-1, 3).mean(0))
+    assert psnr > 33 and channel_error.max() < 1.6, (psnr, channel_error)
+    assert cdp.js("window.synesthesia.decodeErrors") == 0

@@ -221,6 +221,33 @@ def test_immediate_response_publishes_before_the_next_tick_then_rephases() -> No
     assert not any(m["repeated"] for m in metas[k:])
 
 
+def test_an_intent_after_the_ticks_poll_is_answered_at_once_not_after_the_stale_frame() -> None:
+    # The 80 ms tick polls about 13 ms early (the lead while few polls are timed); an intent in
+    # between makes that polled frame stale. It is answered at once, the stale frame is never
+    # published, and the cadence re-phases from the answer.
+    sent = 75 * MS
+    metas = run_virtual("immediate", sent)
+    times = [int(m["t_ns"]) for m in metas]  # type: ignore[call-overload]
+    marked = [i for i, m in enumerate(metas) if m["first_for"] == ["s"]]
+    assert len(marked) == 1
+    k = marked[0]
+    assert sent <= times[k] < sent + 1 * MS < 2 * PERIOD
+    assert not any(abs(t - 2 * PERIOD) < 1 * MS for t in times), "the stale 80 ms frame went out"
+    after = np.diff(times[k:])
+    assert len(after) >= 3 and np.all(np.abs(after - PERIOD) < 0.1 * MS), after
+
+
+def test_intents_of_a_frame_never_published_are_first_shown_by_the_one_that_replaces_it() -> None:
+    sink = ListSink()
+    pacer = Pacer(ProceduralBackend(96, 64), sink)
+    pacer.step(now_ns=40 * MS)
+    pacer.submit(Intent({"storm": 1.0}, trace_id="a", t_ns=41 * MS))
+    assert pacer._poll(42 * MS) is False  # polled, not published (as when the tick's frame goes stale)
+    pacer.submit(Intent({"snow": 1.0}, trace_id="b", t_ns=43 * MS))
+    pacer.step(now_ns=44 * MS)
+    assert sink.metas[-1]["first_for"] == ["a", "b"]
+
+
 def test_tick_response_waits_for_the_next_tick() -> None:
     sent = 53 * MS
     metas = run_virtual("tick", sent)

@@ -227,13 +227,15 @@ class EncodeRequest(Message):
     """Serve -> encode: what the viewers need from the video stream. ``keyframe``: a viewer
     joined or lost its place and needs a picture it can start decoding at; ``jpeg``: some viewer
     cannot decode the video codec, so JPEG records are wanted beside it (sent again every second
-    while true; the encoder stops the JPEG side when it stops hearing it)."""
+    while true; the encoder stops the JPEG side when it stops hearing it); ``video``: some viewer
+    decodes the video codec (the encoder rests the video side a few seconds after it is false)."""
 
     KIND: ClassVar[str] = "encode_request"
     EVENT: ClassVar[str] = "encode_request"
     keyframe: bool = False
     jpeg: bool = False
     reason: str = ""
+    video: bool = True
 
 
 M = TypeVar("M", bound=Message)

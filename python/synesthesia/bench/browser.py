@@ -21,7 +21,8 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["BrowserError", "find_chromium", "require_chromium", "launch_chromium", "Cdp", "Browser", "VIEWER_STATE", "CANVAS_DIGEST"]
+__all__ = ["BrowserError", "find_chromium", "require_chromium", "launch_chromium", "Cdp", "Browser", "VIEWER_STATE", "CANVAS_DIGEST",
+           "NO_RGBA_COPY"]
 
 #: Where to look for chromium, after ``$SYNESTHESIA_CHROMIUM``.
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
@@ -167,6 +168,17 @@ CANVAS_DIGEST = """(() => {
   const n = d.length / 4;
   return {hash: h, w: c.width, h: c.height, mean: sum.map((s) => s / n)};
 })()"""
+
+
+#: A script to run ahead of the viewer: VideoFrame.copyTo cannot convert to RGBA (as in older
+#: browsers), so the page paints decoded video with its drawImage fallback.
+NO_RGBA_COPY = """(() => {
+  const copyTo = VideoFrame.prototype.copyTo;
+  VideoFrame.prototype.copyTo = function (dest, options) {
+    if (options && options.format) return Promise.reject(new TypeError('no format conversion here'));
+    return copyTo.call(this, dest, options);
+  };
+})();"""
 
 
 class Browser:

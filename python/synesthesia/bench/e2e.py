@@ -163,6 +163,8 @@ SEGMENTS: tuple[Segment, ...] = (
     Segment("voice_encoded", "voice end -> encoded", (_VOICE,), "encoded", target=("p95", 200.0)),
     Segment("voice_wire", "voice end -> on the wire", (_VOICE,), _WIRE, reference="total"),
     Segment("voice_display", "voice end -> displayed", (_VOICE,), "displayed", target=("p95", 220.0)),
+    # Where the voice rows' time goes: the VAD's end-of-speech decision, then the final's hops.
+    Segment("voice_vad", "voice end -> VAD speech end", (_VOICE,), "speech_end"),
     Segment("recognize", "VAD speech end -> transcript final", ("speech_end",), "transcript_final"),
     Segment("nlp", "nlp compute (stamped by nlp)", field=("intent", "nlp_ms"), reference="nlp", target=("mean", 0.05)),
     Segment("to_intent", "transcript final / prompt -> intent", ("transcript_final", "prompt"), "intent"),

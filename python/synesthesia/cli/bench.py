@@ -50,8 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if name == "soak":
             p.add_argument("--minutes", type=float, default=10.0, help="how long to run (default: 10)")
             p.add_argument("--viewers", type=int, default=8, help="WebSocket viewers (default: 8)")
-            p.add_argument("--kill-every", type=float, default=10.0, metavar="S", help="SIGKILL a random stage this often (default: 10 s)")
+            p.add_argument("--kill-every", type=float, default=10.0, metavar="S", help="SIGKILL a random stage this often (default: 10 s; 0: never)")
             p.add_argument("--seed", type=int, default=1, help="seed of the kill and prompt choices")
+            p.add_argument("--leak-minutes", type=float, default=0.0, metavar="M",
+                           help="then run M minutes without kills and report its growth beside (default: 0, none)")
+            p.add_argument("--idle-connections", type=int, default=0, metavar="N",
+                           help="at the end (of the run without kills, if any) open N connections to the serve "
+                                "stage that never read and report their cost and how soon they close (default: 0)")
+            p.add_argument("--note", default="", help="a sentence on the machine's load for the report")
             p.add_argument("--out", metavar="FILE", type=Path, help="also write the Markdown report to FILE")
             continue
         _common(p)

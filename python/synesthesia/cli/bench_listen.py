@@ -112,6 +112,8 @@ def main(args: argparse.Namespace) -> int:
                 if not args.quiet:
                     print(f"\r{name}: {i}/{n} clips", end="" if i < n else "\n", file=sys.stderr, flush=True)
 
+            if hasattr(listener.recognizer, "keep_decodes"):
+                listener.recognizer.keep_decodes = sys.maxsize  # every decode of the clips, for its figures
             results, timing = evaluate(clips, listener, vocab, progress)
             summaries[name] = summarize(results, timing)
             decodes = getattr(listener.recognizer, "decodes", None)

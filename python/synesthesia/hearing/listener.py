@@ -115,7 +115,9 @@ class Listener:
         self._last_partial = ""
         self._backlog: deque[npt.NDArray[np.float32]] = deque()
         self._recent: deque[tuple[str, ...]] = deque(maxlen=max(1, cfg.stable_partials))
-        self.vad_ns: list[int] = []  # per-window VAD time, for the bench
+        # Per-window VAD time, for the bench: the newest 1024 windows (33 s of audio), since a
+        # listen stage runs for hours.
+        self.vad_ns: deque[int] = deque(maxlen=1024)
 
     def reset(self) -> None:
         """Forget the stream (a new file or device): VAD state, buffers, any open utterance."""

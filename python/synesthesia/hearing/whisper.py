@@ -189,6 +189,10 @@ class WhisperRecognizer:
     forms, a mapping to their keywords (`Vocabulary.forms`) or plain words (the decoding
     prompt); ``model_path``: a CTranslate2 Whisper folder (default: the wheel's)."""
 
+    #: How many of the newest decodes ``decodes`` keeps (a listen stage runs for hours); the
+    #: listen bench raises it to keep every decode of its clips.
+    keep_decodes = 64
+
     def __init__(self, forms: Mapping[str, Any] | Iterable[str], config: WhisperConfig | None = None,
                  model_path: str | Path | None = None) -> None:
         self.config = cfg = config or WhisperConfig()
@@ -235,7 +239,7 @@ class WhisperRecognizer:
         prompt_ids = self._tok.encode(keyword_prompt(phrases, "keywords" if cfg.prompt == "forms" else cfg.prompt), add_special_tokens=False).ids
         self._prompt = [special["<|startofprev|>"], *prompt_ids] + self._sot
         self._plain = list(self._sot)
-        self.decodes: list[Decoded] = []  # every decode of the stream, for the bench and tests
+        self.decodes: list[Decoded] = []  # the newest decodes (see keep_decodes), for the bench and tests
         self._chunks: list[npt.NDArray[np.float32]] = []
         self._samples = self._decoded_at = 0
         self._open = self._paused = False
@@ -351,8 +355,8 @@ class WhisperRecognizer:
         d = Decoded(tuple(words), text, avg, no_speech, n, budget, (time.perf_counter() - t0) * 1e3, seconds,
                     (time.process_time() - c0) * 1e3, checked)
         self.decodes.append(d)
-        if len(self.decodes) > 10000:
-            del self.decodes[:5000]
+        if len(self.decodes) > 2 * self.keep_decodes:
+            del self.decodes[: -self.keep_decodes]
         return d
 
     # --- buffer ---

@@ -4,7 +4,8 @@ Runs in its own process: a shell over :class:`synesthesia.stream.encoder.EncodeL
 takes the newest frame (never queues behind the renderer), encodes it (H.264 through libx264,
 and/or JPEG with the Rust kernels at the adaptive controller's quality and scale), and writes
 the packed records into the jpeg ring. The serve stage's ``serve.encode_request`` events say
-when a viewer needs a key frame and whether any viewer needs JPEG beside the video.
+when a viewer needs a key frame, whether any viewer needs JPEG beside the video, and whether any
+decodes the video at all (with none, and no .mp4 recording, the H.264 side rests).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _follow_requests(ctx: StageContext, loop: EncodeLoop) -> None:
         while not ctx.stop.is_set():
             got = sub.recv(timeout=0.2)
             if got is not None and isinstance(got[1], EncodeRequest):
-                loop.demand(got[1].keyframe, got[1].jpeg, got[1].reason)
+                loop.demand(got[1].keyframe, got[1].jpeg, got[1].reason, video=got[1].video)
     finally:
         sub.close()
 
@@ -74,12 +75,13 @@ def main(ctx: StageContext) -> None:
         video = H264Codec(cfg.world.width, cfg.world.height, H264Config(target_bps=cfg.encode.bitrate_bps, fps=cfg.world.fps))
     loop = EncodeLoop(source, JpegRingSink(jpeg), cfg.encode.mode,
                       ControllerConfig(target_bps=cfg.encode.bitrate_bps, fps=cfg.world.fps), video=video,
-                      jpeg_always=(cfg.record or "").lower().endswith(".avi"))
+                      jpeg_always=(cfg.record or "").lower().endswith(".avi"),
+                      video_always=(cfg.record or "").lower().endswith(".mp4"))
     requests = threading.Thread(target=_follow_requests, args=(ctx, loop), name="requests", daemon=True)
     requests.start()
     torn = 0
     last = time.monotonic()
-    last_frames = 0
+    last_frames: dict[str, float] = {}
     try:
         while not ctx.stop.is_set():
             ctx.tick()
@@ -89,15 +91,19 @@ def main(ctx: StageContext) -> None:
             now = time.monotonic()
             if now - last >= 1.0:
                 report = loop.report()
-                s = loop.video.stats if loop.video is not None else loop.stats
-                dropped = s.skipped if loop.video is not None else s.dropped  # type: ignore[union-attr]
-                ctx.publish(FrameStats(stage=ctx.name, stream=report["codec"], frames=s.frames,
-                                       dropped=dropped + torn, fps=(s.frames - last_frames) / (now - last),
-                                       latency_p50_us=report["encode_ms_p50"] * 1e3,
-                                       latency_p99_us=report["encode_ms_p99"] * 1e3))
+                # One FrameStats per stream made: H.264 rests without video viewers while JPEG
+                # for the others goes on, and the run's frame counts add both up.
+                for i, (stream, st) in enumerate(loop.streams().items()):
+                    ctx.publish(FrameStats(stage=ctx.name, stream=stream, frames=int(st["frames"]),
+                                           dropped=int(st["dropped"]) + (torn if i == 0 else 0),
+                                           fps=(st["frames"] - last_frames.get(stream, 0)) / (now - last),
+                                           latency_p50_us=st["p50_ms"] * 1e3, latency_p99_us=st["p99_ms"] * 1e3))
+                    last_frames[stream] = st["frames"]
                 ctx.status.update(codec=report["codec"], quality=report["quality"], scale=report["scale"],
                                   kbps=report["kbps"], torn=torn)
-                last, last_frames = now, s.frames
+                if loop.video is not None:  # "resting": no viewer decodes video, none is made
+                    ctx.status.update(video="on" if report["video"] else "resting")
+                last = now
     finally:
         frames.close()
         jpeg.close()

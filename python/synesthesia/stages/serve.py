@@ -61,8 +61,8 @@ class BusEncoderControl:
     def __init__(self, ctx: StageContext) -> None:
         self.ctx = ctx
 
-    def demand(self, keyframe: bool = False, jpeg: bool = False, reason: str = "") -> None:
-        self.ctx.publish(EncodeRequest(keyframe=keyframe, jpeg=jpeg, reason=reason[:200]))
+    def demand(self, keyframe: bool = False, jpeg: bool = False, reason: str = "", video: bool | None = None) -> None:
+        self.ctx.publish(EncodeRequest(keyframe=keyframe, jpeg=jpeg, video=video is not False, reason=reason[:200]))
 
 
 def tls_context(ctx: StageContext) -> ssl.SSLContext | None:

@@ -192,7 +192,8 @@ class DemoPipeline:
         sink = _Tee(self.jpegs, self.recorder) if self.recorder else self.jpegs
         self._readers = (self.frames.reader(), self.jpegs.reader(in_order=True))
         video = H264Codec(width, height, H264Config(target_bps=target_bps, fps=fps)) if codec == "h264" else None
-        self.encoder = EncodeLoop(self._readers[0], sink, mode, ControllerConfig(target_bps=target_bps, fps=fps), video=video)
+        self.encoder = EncodeLoop(self._readers[0], sink, mode, ControllerConfig(target_bps=target_bps, fps=fps), video=video,
+                                  video_always=str(record or "").lower().endswith(".mp4"))
         self.server = StreamServer(self._readers[1], host=host, port=port, token=token, control=self.encoder,
                                    ssl_context=ssl_context)
         self.brain = DemoBrain(self.world, self.server)

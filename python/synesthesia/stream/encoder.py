@@ -2,8 +2,9 @@
 
 Two codecs behind one shape (``encode(frame, meta) -> record``, ``report() -> dict``): the JPEG
 path in this module and H.264 in :mod:`synesthesia.stream.h264`. With a video codec the loop
-encodes every frame with it and, only while some viewer cannot decode video (see
-:meth:`EncodeLoop.demand`), a nano JPEG beside it.
+encodes every frame with it while some viewer decodes video and, only while some viewer cannot
+(see :meth:`EncodeLoop.demand`), a nano JPEG beside it. With no video viewer the video side
+rests (about 5 ms of a core per frame saved) and starts again with a key frame at once.
 
 :class:`EncodeLoop` reads the newest frame from a :class:`~synesthesia.stream.ports.FrameSource`
 (skipping, never queueing behind, and counting what it skipped), encodes it with the Rust kernels
@@ -204,6 +205,7 @@ class EncodeLoop:
         config: ControllerConfig | None = None,
         video: Any = None,
         jpeg_always: bool = False,
+        video_always: bool = False,
     ) -> None:
         if mode not in MODES:
             raise StreamConfigError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
@@ -220,19 +222,38 @@ class EncodeLoop:
         self._jpeg_until = 0.0
         #: JPEG beside the video whether or not a viewer asks (an .avi recording wants it).
         self.jpeg_always = jpeg_always
+        #: Video whether or not a viewer asks (an .mp4 recording wants every frame).
+        self.video_always = video_always
+        # Until a server first says what its viewers need, video is made: whoever reads the
+        # records without being a viewer (a headless bench's tap) is not left without frames.
+        self._video_until = math.inf
+        self._video_resting = False
 
-    #: How long one "JPEG wanted" lasts without being repeated.
+    #: How long one "JPEG wanted" or "video wanted" lasts without being repeated (the server
+    #: repeats what its viewers need every second).
     JPEG_DEMAND_S = 3.0
+    VIDEO_DEMAND_S = 3.0
 
-    def demand(self, keyframe: bool = False, jpeg: bool = False, reason: str = "") -> None:
-        """What the viewers need (thread-safe): a key frame next, and/or JPEG beside the video."""
+    def demand(self, keyframe: bool = False, jpeg: bool = False, reason: str = "", video: bool | None = None) -> None:
+        """What the viewers need (thread-safe): a key frame next, JPEG beside the video, and
+        whether any viewer decodes the video at all (None: not said, nothing changes)."""
         if keyframe and self.video is not None:
             self.video.request_keyframe(reason or "viewer")
         self._jpeg_until = time.monotonic() + self.JPEG_DEMAND_S if jpeg else 0.0
+        if video:
+            self._video_until = time.monotonic() + self.VIDEO_DEMAND_S
+        elif video is not None and self._video_until == math.inf:
+            # The first word from a server: no video viewer. What was made so far lasts a
+            # moment more (a reader may be starting), then the video side rests.
+            self._video_until = time.monotonic() + self.VIDEO_DEMAND_S
 
     @property
     def jpeg_wanted(self) -> bool:
         return self.video is None or self.jpeg_always or time.monotonic() < self._jpeg_until
+
+    @property
+    def video_wanted(self) -> bool:
+        return self.video is not None and (self.video_always or time.monotonic() < self._video_until)
 
     def _encoder(self, scale: int, quality: int) -> kernels.NanoEncoder:
         key = (scale, quality)
@@ -243,7 +264,9 @@ class EncodeLoop:
             else:
                 enc = kernels.NanoEncoder(scale=scale, method=self.spec.method, quality=quality, qtables=None)
             self._encoders[key] = enc
-            if len(self._encoders) > 32:
+            # Each holds ~0.2 MiB of buffers once used; 32 of them were 7 MiB that an encode
+            # process kept growing into over minutes as the controller visited qualities.
+            if len(self._encoders) > 8:
                 self._encoders.popitem(last=False)
         else:
             self._encoders.move_to_end(key)
@@ -278,10 +301,18 @@ class EncodeLoop:
         if got is None:
             return None
         record = None
-        if self.video is not None:
+        if self.video_wanted:
+            if self._video_resting:
+                # Every decoder that saw the stream before has gone: a new one needs a key frame.
+                self._video_resting = False
+                self.video.request_keyframe("a video viewer after a rest")
+                log.info("encoder: video resumes (a viewer decodes it)")
             record = self.video.encode(*got)
             if record is not None and self.sink is not None:
                 self.sink.put(record)
+        elif self.video is not None and not self._video_resting:
+            self._video_resting = True
+            log.info("encoder: video rests (no viewer decodes it)")
         if self.jpeg_wanted:
             record = self.encode(*got)
             if self.sink is not None:
@@ -292,10 +323,23 @@ class EncodeLoop:
         while not stop.is_set():
             self.step(timeout)
 
+    def streams(self) -> dict[str, dict[str, float]]:
+        """Each stream this loop makes or has made (``h264``, ``jpeg``): frames, frames dropped,
+        encode time p50 and p99 in ms. JPEG beside a video codec appears once it has been made."""
+        out: dict[str, dict[str, float]] = {}
+        if self.video is not None:
+            r = self.video.report()
+            out["h264"] = {"frames": r["frames"], "dropped": r["dropped"], "p50_ms": r["encode_ms_p50"], "p99_ms": r["encode_ms_p99"]}
+        if self.video is None or self.stats.frames:
+            times = np.asarray(self.stats.encode_ns or [0], dtype=np.float64) / 1e6
+            out["jpeg"] = {"frames": self.stats.frames, "dropped": self.stats.dropped,
+                           "p50_ms": round(float(np.median(times)), 3), "p99_ms": round(float(np.percentile(times, 99)), 3)}
+        return out
+
     def report(self) -> dict[str, Any]:
         """The encoder's state as an event for the HUD and the logs."""
         if self.video is not None:
-            return {**self.video.report(), "jpeg": self.jpeg_wanted}
+            return {**self.video.report(), "jpeg": self.jpeg_wanted, "video": self.video_wanted}
         s, c = self.stats, self.controller
         times = np.asarray(s.encode_ns or [0], dtype=np.float64) / 1e6
         kbps = (sum(s.sizes) / len(s.sizes) * 8 * c.config.fps / 1e3) if s.sizes else 0.0

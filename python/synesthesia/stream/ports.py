@@ -88,9 +88,10 @@ class AudioSink(Protocol):
 
 
 class EncoderControl(Protocol):
-    def demand(self, keyframe: bool = False, jpeg: bool = False, reason: str = "") -> None:
-        """Serve -> encode: a key frame next, and/or JPEG wanted beside the video. Called on the
-        server's event loop, so it must not block (a bus publish, or a flag in-process)."""
+    def demand(self, keyframe: bool = False, jpeg: bool = False, reason: str = "", video: bool | None = None) -> None:
+        """Serve -> encode: a key frame next, JPEG wanted beside the video, whether any viewer
+        decodes the video. Called on the server's event loop, so it must not block (a bus
+        publish, or a flag in-process)."""
 
 
 class LatestSlot(Generic[T]):

@@ -349,13 +349,16 @@ class StreamServer:
     def _jpeg_needed(self) -> bool:
         return any("h264" not in c.codecs for c in self.clients)
 
+    def _video_needed(self) -> bool:
+        return any("h264" in c.codecs for c in self.clients)
+
     def _request(self, keyframe: bool = False, reason: str = "") -> None:
         """Tell the encoder what the viewers need now (no-op without a control port)."""
         if self.control is None:
             return
         self.keyframe_requests += keyframe
         try:
-            self.control.demand(keyframe=keyframe, jpeg=self._jpeg_needed(), reason=reason)
+            self.control.demand(keyframe=keyframe, jpeg=self._jpeg_needed(), video=self._video_needed(), reason=reason)
         except Exception:  # the control path is advisory: a failure must not cost a frame
             log.warning("encoder request failed", exc_info=True)
 

@@ -13,8 +13,13 @@
   const state = (window.synesthesia = {
     connected: false, framesReceived: 0, framesDrawn: 0, framesSkipped: 0, lastDrawn: -1,
     bytes: 0, events: [], errors: [], hud: null, mic: "off", micChunks: 0,
-    codecs: ["jpeg"], codec: null, keyFrames: 0, resyncs: 0, decodeErrors: 0,
+    codecs: ["jpeg"], codec: null, decoderConfig: null, videoPaint: null, keyFrames: 0, resyncs: 0, decodeErrors: 0,
     openedAt: null, joinMs: null,  // socket open -> first frame drawn, for this connection
+    // Per drawn frame, performance.now() ms at each step in the page: [codec, frame, received
+    // (the socket message), decode started (VideoDecoder.decode / createImageBitmap), decoded
+    // (output callback / bitmap ready), drawn (ack sent), and the server's "encoded" stamp
+    // (CLOCK_MONOTONIC ns) from the frame's meta]. The last 512, for the benches.
+    timing: [],
   });
   // H.264 as the server sends it: Annex B (no description), High profile, level 3.1.
   const AVC = { codec: "avc1.64001F", optimizeForLatency: true, hardwareAcceleration: "no-preference" };
@@ -45,17 +50,19 @@
   async function drawNewest() {
     if (decoding || !newest) return;
     decoding = true;
-    const { meta, blob } = newest;
+    const { meta, blob, recv } = newest;
     newest = null;
     try {
+      const start = performance.now();
       const bitmap = await createImageBitmap(blob);
+      const out = performance.now();
       if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
         canvas.width = bitmap.width;
         canvas.height = bitmap.height;
       }
       ctx.drawImage(bitmap, 0, 0);
       bitmap.close();
-      drawn(meta);
+      drawn(meta, "jpeg", recv, start, out);
     } catch (err) {
       state.errors.push(String(err));
     } finally {
@@ -68,32 +75,82 @@
     // The page says what it can decode; the server sends H.264 only to pages that can.
     if (typeof VideoDecoder === "undefined") return Promise.resolve(["jpeg"]);
     return VideoDecoder.isConfigSupported(AVC)
-      .then((r) => (r.supported ? ["h264", "jpeg"] : ["jpeg"]))
+      .then((r) => {
+        state.decoderConfig = r.config;  // what the browser understood of AVC (tests read it)
+        return r.supported ? ["h264", "jpeg"] : ["jpeg"];
+      })
       .catch(() => ["jpeg"]);
   }
 
+  // Painting a decoded VideoFrame. ctx.drawImage(frame) converts YUV to RGB on the page's main
+  // thread, 3-4 ms for 1280x704 in software; VideoFrame.copyTo(..., {format: "RGBA"}) converts
+  // in under 1 ms and putImageData only copies (bench/results/stream-h264.md). drawImage stays
+  // the fallback: a browser whose copyTo cannot convert, a frame with non-square pixels.
+  let rgbaCopy = true;
+  let image = null;
+  let painting = false;
+  let nextFrame = null;  // the newest decoded frame waiting while one is being painted
+
   function drawVideoFrame(frame) {
-    const meta = inflight.get(frame.timestamp) || null;
+    const chunk = inflight.get(frame.timestamp) || null;
     inflight.delete(frame.timestamp);
-    try {
-      if (canvas.width !== frame.displayWidth || canvas.height !== frame.displayHeight) {
-        canvas.width = frame.displayWidth;
-        canvas.height = frame.displayHeight;
-      }
-      ctx.drawImage(frame, 0, 0);
-    } finally {
-      frame.close();
-    }
-    drawn(meta);
+    if (nextFrame) { nextFrame.frame.close(); state.framesSkipped++; }
+    nextFrame = { frame, chunk, out: performance.now() };
+    if (!painting) paintNewest();
   }
 
-  function drawn(meta) {
+  async function paintNewest() {
+    painting = true;
+    while (nextFrame) {
+      const { frame, chunk, out } = nextFrame;
+      nextFrame = null;
+      try {
+        await paint(frame);
+        if (chunk) drawn(chunk.meta, "h264", chunk.recv, chunk.start, out);
+        else drawn(null);
+      } catch (err) {
+        state.errors.push(`paint: ${err}`);
+      } finally {
+        frame.close();
+      }
+    }
+    painting = false;
+  }
+
+  async function paint(frame) {
+    const w = frame.displayWidth, h = frame.displayHeight;
+    if (canvas.width !== w || canvas.height !== h) {
+      canvas.width = w;
+      canvas.height = h;
+    }
+    const rect = frame.visibleRect;
+    if (rgbaCopy && rect && rect.width === w && rect.height === h) {
+      if (!image || image.width !== w || image.height !== h) image = new ImageData(w, h);
+      try {
+        await frame.copyTo(image.data, { format: "RGBA", colorSpace: "srgb" });
+        ctx.putImageData(image, 0, 0);
+        state.videoPaint = "copyTo";
+        return;
+      } catch (err) {
+        rgbaCopy = false;  // this browser cannot convert in copyTo: draw from now on
+        state.errors.push(`copyTo RGBA: ${err}`);
+      }
+    }
+    ctx.drawImage(frame, 0, 0);
+    state.videoPaint = "drawImage";
+  }
+
+  function drawn(meta, codec, recv, start, out) {
     state.framesDrawn++;
     state.lastDrawn = meta ? meta.frame : -1;
     const now = performance.now();
     drawTimes.push(now);
     if (state.joinMs === null && state.openedAt !== null) state.joinMs = now - state.openedAt;
     if (meta) send({ type: "ack", frame: meta.frame });
+    if (meta && codec) {
+      state.timing.push([codec, meta.frame, recv, start, out, now, (meta.t && meta.t.encoded) || null]);
+      if (state.timing.length > 512) state.timing.shift();
+    }
   }
 
   function resync(reason) {
@@ -118,7 +175,7 @@
   }
 
   let lastSeq = null;
-  function onVideo(meta, data) {
+  function onVideo(meta, data, recv) {
     if (meta.seq !== undefined && lastSeq !== null && meta.seq !== lastSeq + 1 && !meta.key && !waitKey) {
       resync(`gap ${lastSeq} -> ${meta.seq}`);
     }
@@ -137,7 +194,7 @@
       return;
     }
     chunkTime += 40000;
-    inflight.set(chunkTime, meta);
+    inflight.set(chunkTime, { meta, recv, start: performance.now() });
     if (inflight.size > 64) inflight.delete(inflight.keys().next().value);
     try {
       decoder.decode(new EncodedVideoChunk({ type: meta.key ? "key" : "delta", timestamp: chunkTime, data }));
@@ -206,9 +263,10 @@
         if (ev.type === "frame") pendingMeta = ev; else onEvent(ev);
         return;
       }
+      const recv = performance.now();
       state.framesReceived++;
       state.bytes += msg.data.byteLength;
-      recvLog.push([performance.now(), msg.data.byteLength]);
+      recvLog.push([recv, msg.data.byteLength]);
       const meta = pendingMeta;
       pendingMeta = null;
       state.codec = (meta && meta.codec) || "jpeg";
@@ -217,9 +275,9 @@
       const tr = meta && meta.trace && meta.trace.length ? meta.trace.join() : null;
       if (tr !== null && (!state.lastTraced || state.lastTraced.trace.join() !== tr)) state.lastTraced = meta;
       state.lastMeta = meta;
-      if (meta && meta.codec === "h264") { onVideo(meta, msg.data); return; }
+      if (meta && meta.codec === "h264") { onVideo(meta, msg.data, recv); return; }
       if (newest) state.framesSkipped++;
-      newest = { meta, blob: new Blob([msg.data], { type: "image/jpeg" }) };
+      newest = { meta, recv, blob: new Blob([msg.data], { type: "image/jpeg" }) };
       drawNewest();
     };
   }

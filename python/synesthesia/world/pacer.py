@@ -11,7 +11,10 @@ timestamped and carries the trace ids it is the first to show.
 An intent need not wait for the next tick (``respond="immediate"``, the default): it wakes the
 loop, which polls at once and, when the backend has a new frame (the procedural one renders it
 there and then), publishes it right away and continues the cadence one period after it
-(re-phased). With ``respond="tick"`` the intent shows on the next regular tick.
+(re-phased). That holds too for an intent that arrives after a tick's early poll and before
+the tick: the polled frame no longer shows the newest state, so it is dropped (its intents pass
+to the frame that replaces it) and the answer goes out at once. With ``respond="tick"`` the
+intent shows on the next regular tick.
 
 Python threads hand the GIL over every 5 ms by default, so a pacer thread waking for its tick
 can wait that long behind another thread; the world stage should lower it
@@ -151,6 +154,7 @@ class Pacer:
         self.realtime = realtime
         self.priority: str = "unchanged"
         self._heavy = 0
+        self._last_out = False  # whether the newest polled frame has been published
 
     # --- inputs (any thread) ---------------------------------------------------------------
     def submit(self, intent: Intent) -> str | None:
@@ -196,6 +200,11 @@ class Pacer:
                 log.warning("world pacer: %s polls take over half a period; giving back real-time priority",
                             self.backend.name)
         if frame is not None:
+            if self._last is not None and not self._last_out and self._last.first_for:
+                # the frame it replaces was never published: its intents are first shown by this one
+                frame.first_for = self._last.first_for + tuple(t for t in frame.first_for
+                                                               if t not in self._last.first_for)
+            self._last_out = False
             if self._last_backend_seq is not None:
                 self._counts["dropped"] += max(0, frame.seq - self._last_backend_seq - 1)
             self._last_backend_seq = frame.seq
@@ -211,6 +220,7 @@ class Pacer:
         if repeated is None or self._last is None:
             return None
         shown = self._last
+        self._last_out = True
         put_ns = self._clock() if at_ns is None else at_ns
         self._out_seq += 1
         meta: dict[str, object] = {
@@ -263,11 +273,19 @@ class Pacer:
                 deadline = self._put_times[-1]
             else:
                 repeated = self._poll(deadline)
-                # An intent arriving now waits until this tick is out (its wake stays set).
-                self._sleep_until(deadline, wakeable=False)
-                if self._stop.is_set():
-                    break
-                self._publish(repeated, None)
+                # An intent arriving between this poll and its tick (or during the poll) makes the
+                # polled frame stale: answer it at once, as between ticks, instead of publishing
+                # the stale frame on the tick and the answer a render later.
+                if self._sleep_until(deadline, wakeable=self.respond == "immediate"):
+                    if self._stop.is_set():
+                        break
+                    if self._respond(self._clock()):
+                        deadline = self._put_times[-1]
+                    else:  # nothing new to show yet: the polled frame goes out on its tick
+                        self._sleep_until(deadline, wakeable=False)
+                        self._publish(repeated, None)
+                else:
+                    self._publish(repeated, None)
             published += 1
             if max_frames is not None and published >= max_frames:
                 break

@@ -1,0 +1,127 @@
+"""What the soak found growing, kept bounded: the listen stage's per-window VAD timings and
+Whisper's decode records (kept for the bench), and the viewer server's state per client, which
+must all go when the clients go, however many come and leave."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import tracemalloc
+from collections.abc import Iterator
+
+import aiohttp
+import numpy as np
+import pytest
+
+from synesthesia.stream.ports import LatestSlot
+from synesthesia.stream.records import JpegRecord
+from synesthesia.stream.server import StreamServer
+
+
+def test_listener_vad_timings_and_whisper_decodes_stay_bounded() -> None:
+    from synesthesia.hearing.listener import Listener
+    from synesthesia.hearing.whisper import WhisperRecognizer
+    from synesthesia.hearing.sources import AudioChunk
+
+    rec = WhisperRecognizer(["ocean", "forest", "snow"])
+    rec.keep_decodes = 3
+    rng = np.random.default_rng(5)
+    for _ in range(8):
+        rec.transcribe((rng.standard_normal(8000) * 0.01).astype(np.float32))
+    # Trimmed to the newest `keep_decodes` once twice that many piled up.
+    assert 3 <= len(rec.decodes) <= 6, len(rec.decodes)
+
+    listener = Listener(rec)
+    silence = np.zeros(512 * 64, np.float32)
+    windows = 0
+    for i in range(20):  # 20 x 64 windows of 32 ms: 41 s of audio
+        listener.process(AudioChunk(silence, i * len(silence), i))
+        windows += 64
+    assert windows > 1024
+    assert len(listener.vad_ns) == 1024
+
+
+@pytest.fixture
+def server() -> Iterator[StreamServer]:
+    slot: LatestSlot[JpegRecord] = LatestSlot()
+    srv = StreamServer(slot.reader(), None, None, port=0)
+    srv.start_in_thread()
+    yield srv
+    slot.close()
+    srv.stop_thread()
+
+
+def _sockets() -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return n
+
+
+async def _come_and_go(srv: StreamServer, n: int, hud: bool = False) -> None:
+    """``n`` viewers, eight at a time, each saying hello, sending a prompt, an ack, a resync and
+    junk and reading the answers (with ``hud``, also its first HUD line) before it leaves."""
+    async with aiohttp.ClientSession() as session:
+        async def one() -> None:
+            async with session.ws_connect(f"http://127.0.0.1:{srv.port}/ws") as ws:
+                await ws.send_str(json.dumps({"type": "hello", "codecs": ["h264", "jpeg"]}))
+                await ws.send_str(json.dumps({"type": "prompt", "text": "snow over the forest"}))
+                await ws.send_str(json.dumps({"type": "ack", "frame": 1}))
+                await ws.send_str(json.dumps({"type": "resync"}))
+                await ws.send_str("{not json")
+                seen: set[str] = set()
+                while not ({"hello", "error", "hud"} if hud else {"hello", "error"}) <= seen:
+                    msg = await ws.receive(timeout=5)
+                    seen.add(json.loads(msg.data)["type"])
+
+        for _ in range(n // 8):
+            await asyncio.gather(*(one() for _ in range(8)))
+
+
+def _settle(srv: StreamServer) -> None:
+    for _ in range(100):
+        if not srv.clients:
+            break
+        asyncio.run(asyncio.sleep(0.05))
+    gc.collect()
+
+
+def test_viewer_server_keeps_nothing_per_client_after_it_leaves(server: StreamServer) -> None:
+    base = _sockets()
+    # Warm-up, through a HUD tick: the loop's, aiohttp's and numpy's lazy imports and caches fill.
+    asyncio.run(_come_and_go(server, 16, hud=True))
+    asyncio.run(_come_and_go(server, 48))
+    _settle(server)
+    tracemalloc.start()
+    try:
+        asyncio.run(_come_and_go(server, 16))
+        _settle(server)
+        before = tracemalloc.get_traced_memory()[0]
+        asyncio.run(_come_and_go(server, 320))
+        _settle(server)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert not server.clients
+    assert _sockets() <= base + 1
+    # A client's own state (its queues, windows, per-frame maps, rate bucket) is several KB:
+    # 320 of them kept would be well over this.
+    assert grown < 256 * 1024, f"{grown / 1024:.0f} KiB kept after 320 viewers came and went"
+
+
+def test_jpeg_encoder_cache_stays_small_as_quality_wanders() -> None:
+    from synesthesia.stream.encoder import EncodeLoop
+    from synesthesia.stream.records import FrameMeta
+
+    loop = EncodeLoop(None, None, "nano")
+    frame = np.random.default_rng(2).integers(0, 255, (176, 320, 3), dtype=np.uint8)
+    for i, quality in enumerate(range(20, 96, 3)):
+        loop.controller._q = float(quality)  # where a changing scene would steer it
+        record = loop.encode(frame, FrameMeta(i, (), {}))
+        assert record.quality == quality
+    assert len(loop._encoders) <= 8
