@@ -322,3 +322,31 @@ def test_real_time_priority_is_asked_for_not_inherited_and_given_back_by_heavy_p
     finally:
         pacer.stop()
     assert pacer.priority.startswith("normal"), pacer.priority
+
+
+def test_voice_path_niceness_is_per_thread_and_inherited_by_threads_started_after() -> None:
+    import os
+
+    from synesthesia.priority import VOICE_NICE, lower_niceness
+
+    seen: dict[str, object] = {}
+
+    def body() -> None:  # in a thread of its own: the test runner's threads keep their niceness
+        seen["got"] = lower_niceness()
+        seen["self"] = os.getpriority(os.PRIO_PROCESS, 0)
+        child: list[int] = []
+        t = threading.Thread(target=lambda: child.append(os.getpriority(os.PRIO_PROCESS, 0)))
+        t.start()
+        t.join()
+        seen["child"] = child[0]
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    got = str(seen["got"])
+    assert got.startswith(("nice", "unchanged")), got
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before  # this thread is untouched
+    if got.startswith("unchanged"):
+        pytest.skip(f"a lower niceness is not allowed here ({got})")
+    assert seen["self"] == seen["child"] == VOICE_NICE

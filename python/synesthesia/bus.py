@@ -43,6 +43,7 @@ from synesthesia.messages import (
     decode,
     encode,
 )
+from synesthesia.priority import lower_niceness
 
 __all__ = [
     "runtime_dir",
@@ -135,6 +136,8 @@ class EventProxy:
 
     def run(self) -> None:
         """Forward until :meth:`stop` (from another thread) or the process ends."""
+        # before the first socket: the context's I/O thread starts then and inherits it
+        lower_niceness()
         xsub = self._ctx.socket(zmq.XSUB)
         xpub = self._ctx.socket(zmq.XPUB)
         try:

@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from synesthesia import shm
+from synesthesia.priority import lower_niceness
 from synesthesia.hearing import build_recognizer, listener_defaults
 from synesthesia.hearing import listener as hl
 from synesthesia.hearing.sources import AudioChunk
@@ -43,6 +44,8 @@ def listener_config(settings: Settings) -> hl.ListenerConfig:
 
 
 def main(ctx: StageContext) -> None:
+    # before the recognizer starts its threads: they inherit it
+    ctx.status.update(priority=lower_niceness())
     cfg = ctx.settings
     vocab = load_vocabulary(cfg.nlp.vocabulary)
     recognizer = build_recognizer(vocab, recognizer=cfg.listen.recognizer, vosk_model=cfg.listen.vosk_model)

@@ -13,10 +13,12 @@ import time
 from synesthesia import intent as nlp
 from synesthesia import tracing
 from synesthesia.messages import Intent, Prompt, TranscriptFinal, TranscriptPartial
+from synesthesia.priority import lower_niceness
 from synesthesia.stages.host import StageContext
 
 
 def main(ctx: StageContext) -> None:
+    ctx.status.update(priority=lower_niceness())
     vocab = nlp.load_vocabulary(ctx.settings.nlp.vocabulary)
     tracker = nlp.IntentTracker(vocab)
     sub = ctx.subscribe(["listen.transcript", "serve.prompt", "supervisor.prompt"])
