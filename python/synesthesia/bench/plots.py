@@ -85,6 +85,8 @@ def write(directory: str | Path, interactions: Sequence[Interaction], frames: Se
         hop_y = len(rings)
         for it in interactions:
             for h, t in it.hops.items():
+                if h not in HOPS:
+                    continue  # a hop outside the pipeline's order (a partial transcript, say)
                 # Hops of one interaction stack upward in pipeline order within one band.
                 ax.scatter([(t - t0) / 1e9], [hop_y + 0.8 * HOPS.index(h) / len(HOPS)], s=10, marker="|", c="tab:blue")
         ax.set_yticks(list(range(len(rings))) + [hop_y + 0.4], [f"{r} ring" for r in rings] + ["hops"])
