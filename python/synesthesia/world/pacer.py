@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from synesthesia.errors import IntentRejected
+from synesthesia.priority import lower_niceness
 from synesthesia.world.base import FrameSink, Intent, WorldBackend, WorldFrame
 
 __all__ = ["RESPONSES", "Pacer", "PacerStats"]
@@ -73,11 +74,7 @@ def raise_thread_priority() -> str:
         return f"SCHED_FIFO {PACER_RT_PRIORITY}"
     except (AttributeError, OSError):
         pass
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PACER_NICE)
-        return f"nice {PACER_NICE}"
-    except (AttributeError, OSError) as e:
-        return f"unchanged ({getattr(e, 'strerror', None) or e})"
+    return lower_niceness(PACER_NICE)
 
 
 def reset_thread_priority() -> None:
