@@ -17,6 +17,7 @@ import aiohttp
 import msgpack
 import pytest
 
+from synesthesia.bench.soak import proc_sample, socket_fds
 from synesthesia.stream.limits import Limits, rebinding_refusal
 from synesthesia.stream.ports import LatestSlot
 from synesthesia.stream.records import JpegRecord
@@ -210,20 +211,9 @@ while True:
 
 
 def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
-
-
-def _socket_fds(pid: int) -> int:
-    import os
-
-    n = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-        except OSError:
-            pass
-    return n
+    sample = proc_sample(pid)
+    assert sample is not None, f"process {pid} is gone"
+    return sample[0]
 
 
 def test_1000_idle_connections_are_cheap_and_closed_within_30_s() -> None:
@@ -235,7 +225,7 @@ def test_1000_idle_connections_are_cheap_and_closed_within_30_s() -> None:
         port = int(proc.stdout.readline())  # type: ignore[union-attr]
         time.sleep(0.5)
         before = _rss_mib(proc.pid)
-        base_fds = _socket_fds(proc.pid)
+        base_fds = socket_fds(proc.pid)
         socks: list[socket.socket] = []
         stalled = [_stalled_socket(port) for _ in range(64)]  # viewers up to the limit, never reading
         for _ in range(1000 - len(stalled)):
@@ -243,11 +233,11 @@ def test_1000_idle_connections_are_cheap_and_closed_within_30_s() -> None:
         t0 = time.monotonic()
         peak = before
         # Watched from the server's side: reading the stalled sockets here would unstall them.
-        while _socket_fds(proc.pid) > base_fds + 2 and time.monotonic() - t0 < 35:
+        while socket_fds(proc.pid) > base_fds + 2 and time.monotonic() - t0 < 35:
             peak = max(peak, _rss_mib(proc.pid))
             time.sleep(0.25)
         closed_after = time.monotonic() - t0
-        left = _socket_fds(proc.pid) - base_fds
+        left = socket_fds(proc.pid) - base_fds
         for s in [*socks, *stalled]:
             s.close()
     finally:

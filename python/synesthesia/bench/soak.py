@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SoakConfig", "SoakResult", "soak", "to_markdown"]
+__all__ = ["SoakConfig", "SoakResult", "proc_sample", "socket_fds", "soak", "to_markdown"]
 
 STAGES = ("capture", "listen", "nlp", "world", "encode", "serve")
 PROMPTS = ("snow over the forest", "a storm over the sea", "mountains at sunset", "fire in the desert at night")
@@ -101,7 +101,7 @@ class SoakResult:
         return float(np.percentile(values, q)) if values else None
 
 
-def _proc_sample(pid: int) -> tuple[float, int, float] | None:
+def proc_sample(pid: int) -> tuple[float, int, float] | None:
     """RSS (MiB), open descriptors and the private part of RSS (``RssAnon``, MiB): the heap and
     anonymous maps, without pages of mapped files (libraries, models) or shared memory (the
     rings) that a process touches for the first time, which grow RSS but are no leak."""
@@ -114,7 +114,7 @@ def _proc_sample(pid: int) -> tuple[float, int, float] | None:
         return None
 
 
-def _socket_fds(pid: int) -> int:
+def socket_fds(pid: int) -> int:
     n = 0
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
@@ -146,8 +146,8 @@ def _idle_probe(port: int, pid: int, n: int) -> dict[str, float]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < n + 256:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(n + 256, hard), hard))
-    base = _socket_fds(pid)
-    sample = _proc_sample(pid)
+    base = socket_fds(pid)
+    sample = proc_sample(pid)
     before = sample[0] if sample else 0.0
     peak, peak_sockets = before, base
     conns: list[socket.socket] = []
@@ -176,8 +176,8 @@ def _idle_probe(port: int, pid: int, n: int) -> dict[str, float]:
         opened = time.monotonic() - t0
         # Closed: the server holds no more sockets than before (2 of slack for a viewer reconnecting).
         while time.monotonic() - t0 < IDLE_PROBE_LIMIT_S:
-            sockets = _socket_fds(pid)
-            sample = _proc_sample(pid)
+            sockets = socket_fds(pid)
+            sample = proc_sample(pid)
             if sample is not None:
                 peak = max(peak, sample[0])
             peak_sockets = max(peak_sockets, sockets)
@@ -185,8 +185,8 @@ def _idle_probe(port: int, pid: int, n: int) -> dict[str, float]:
                 break
             time.sleep(0.25)
         closed_after = time.monotonic() - t0
-        left = max(0, _socket_fds(pid) - base)
-        sample = _proc_sample(pid)
+        left = max(0, socket_fds(pid) - base)
+        sample = proc_sample(pid)
         after = sample[0] if sample else 0.0
     finally:
         for s in conns:
@@ -349,7 +349,7 @@ def soak(cfg: SoakConfig, progress: Callable[[str], None] = lambda s: None) -> S
                     for stage, pid in members:
                         seen_pids.add(pid)
                         p = procs.setdefault(pid, _Process(stage, pid, now))
-                        sample = _proc_sample(pid)
+                        sample = proc_sample(pid)
                         if sample is not None:
                             p.samples.append((now, *sample))
                 if now >= next_say:
