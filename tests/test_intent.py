@@ -147,6 +147,14 @@ def test_tolerance_raises_no_keyword_from_near_miss_speech(text: str) -> None:
     assert load_vocabulary().match(text) == []
 
 
+def test_a_compounds_singular_is_a_compound_when_only_its_plural_is_listed() -> None:
+    # compounds.txt holds "raindrops" (a frequency cut left "raindrop" out)
+    vocab = load_vocabulary()
+    assert vocab.match("a rain drop hit the window") == []
+    assert vocab.match("rain drops everywhere") == []
+    assert [k.word for k in vocab.match("make it rain")] == ["rain"]
+
+
 def test_unknown_tolerance_rule_is_an_error() -> None:
     with pytest.raises(VocabularyError, match="unknown tolerance"):
         load_vocabulary(tolerance=("fuzzy",))

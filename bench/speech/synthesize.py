@@ -333,6 +333,19 @@ WIDE_SPLITS = {
         speeds=[140, 165, 190], seed=6000, noise_clips=12,
         commands=COMMANDS_A + COMMANDS_B + COMMANDS_C, non_commands=NON_COMMANDS_B + NON_COMMANDS_C[8:],
     ),
+    # other synthesizers (Debian's flite and festival: diphone, clustergen and HTS voices, far
+    # less robotic than espeak-ng's formants), for checking that what was tuned on espeak-ng holds
+    # on voices of another kind; both splits are held out from every decoding choice before them
+    "voices-tune": dict(
+        voices=["flite:awb", "festival:kal_diphone", "flite:kal16:120"],
+        speeds=[150, 175], seed=8000, noise_clips=6,
+        commands=COMMANDS_A + COMMANDS_B, non_commands=NON_COMMANDS_A + NON_COMMANDS_C[:8],
+    ),
+    "voices-heldout": dict(
+        voices=["flite:slt", "flite:rms", "festival:cmu_us_slt_arctic_hts", "flite:slt:220", "flite:awb:150"],
+        speeds=[140, 165, 190], seed=9000, noise_clips=6,
+        commands=COMMANDS_A + COMMANDS_B + COMMANDS_C, non_commands=NON_COMMANDS_B + NON_COMMANDS_C[8:],
+    ),
     # a slice of held-out voices committed under tests/data/speech-wide for the tests
     "wide-test": dict(
         voices=["espeak:en-us+m1:55", "espeak:en-us+f4:70", "freetts:kevin16"],
@@ -354,6 +367,17 @@ def speak_wide(text: str, voice: str, speed: int, tmp: Path, tempo: float = 1.0)
     if engine == "espeak":
         pitch = rest[0] if rest else "50"
         subprocess.run(["espeak-ng", "-v", name, "-s", str(speed), "-p", pitch, "-w", str(raw), text], check=True)
+    elif engine == "flite":
+        # flite's voices speak about 165 words per minute; duration_stretch sets the rate, and
+        # the pitch field (Hz) moves the voice's mean F0
+        args = ["flite", "-voice", name, "--setf", f"duration_stretch={165 / speed:.3f}"]
+        if rest:
+            args += ["--setf", f"int_f0_target_mean={rest[0]}"]
+        subprocess.run([*args, "-t", text, "-o", str(raw)], check=True)
+    elif engine == "festival":
+        subprocess.run(["text2wave", "-eval", f"(voice_{name})", "-o", str(raw)], input=text.encode(),
+                       check=True, capture_output=True)
+        tempo *= speed / 165
     elif engine == "freetts":
         cp = ":".join(f"/usr/share/java/{j}.jar" for j in _FREETTS_JARS)
         subprocess.run(["java", "-cp", cp, "com.sun.speech.freetts.FreeTTS", "-voice", name,
@@ -471,9 +495,12 @@ def main() -> int:
             print(f"{tool} not found: apt-get install espeak-ng sox", file=sys.stderr)
             return 1
     if args.split in WIDE_SPLITS:
-        if shutil.which("java") is None:
-            print("java not found: apt-get install freetts (FreeTTS voices)", file=sys.stderr)
-            return 1
+        engines = {v.split(":")[0] for v in WIDE_SPLITS[args.split]["voices"]}
+        for engine, tool, package in (("freetts", "java", "freetts"), ("flite", "flite", "flite"),
+                                      ("festival", "text2wave", "festival festvox-us-slt-hts festvox-kallpc16k")):
+            if engine in engines and shutil.which(tool) is None:
+                print(f"{tool} not found: apt-get install {package}", file=sys.stderr)
+                return 1
         build_wide(args.split, args.out)
     else:
         build(args.split, args.out)

@@ -275,7 +275,11 @@ def _compounds() -> frozenset[str]:
     global _COMPOUNDS
     if _COMPOUNDS is None:
         text = resources.files("synesthesia").joinpath("data/compounds.txt").read_text("utf-8")
-        _COMPOUNDS = frozenset(w for line in text.splitlines() if (w := line.strip()) and not w.startswith("#"))
+        words = {w for line in text.splitlines() if (w := line.strip()) and not w.startswith("#")}
+        # the list was cut at a word frequency: a plural made it in where its singular did not
+        # ("raindrops", not "raindrop"); the singular is the same compound
+        words |= {w[:-1] for w in words if w.endswith("s") and not w.endswith("ss") and len(w) > 5}
+        _COMPOUNDS = frozenset(words)
     return _COMPOUNDS
 
 

@@ -55,7 +55,8 @@ def listener_defaults(recognizer: str) -> ListenerConfig:
     (two decodes agreed on them, see hearing/whisper.py), so its partials need no second
     agreement in the listener and may raise early intents mid-speech, not only at pauses."""
     if recognizer == "whisper":
-        return ListenerConfig(stable_partials=1, pause_stable_partials=1, partials_at_pauses_only=False)
+        return ListenerConfig(stable_partials=1, pause_stable_partials=1, partials_at_pauses_only=False,
+                              pause_drop_db=25.0, pause_floor_db=6.0)
     return ListenerConfig()
 
 

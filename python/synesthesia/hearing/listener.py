@@ -92,6 +92,14 @@ class ListenerConfig:
     partials_at_pauses_only: bool = True
     catch_up: int = 3
     max_utterance_s: float = 12.0
+    # a window this many dB under the loudest window of the utterance so far is a pause too,
+    # whatever the VAD says (0: off): the VAD's probability stays high for a window or two after
+    # the voice stops (its state smooths it), the signal's energy falls in the window it stops
+    pause_drop_db: float = 0.0
+    # ... and so is a window within this many dB of the noise floor heard before the utterance
+    # (the quietest pre-roll window; 0: off): in steady noise the energy never falls far under
+    # the voice's peak, but it falls back to the noise
+    pause_floor_db: float = 0.0
 
 
 class Listener:
@@ -115,6 +123,9 @@ class Listener:
         self._last_partial = ""
         self._backlog: deque[npt.NDArray[np.float32]] = deque()
         self._recent: deque[tuple[str, ...]] = deque(maxlen=max(1, cfg.stable_partials))
+        self._drop = 10 ** (-cfg.pause_drop_db / 10) if cfg.pause_drop_db > 0 else 0.0  # a power ratio
+        self._peak = 0.0  # the loudest window's mean power in the open utterance
+        self._floor = 0.0  # the quietest pre-roll window's, times 10^(pause_floor_db / 10)
         # Per-window VAD time, for the bench: the newest 1024 windows (33 s of audio), since a
         # listen stage runs for hours.
         self.vad_ns: deque[int] = deque(maxlen=1024)
@@ -158,6 +169,7 @@ class Listener:
         yield from self.flush(last)
 
     def _window(self, w: npt.NDArray[np.float32], t_cap: int, events: list[Event]) -> None:
+        cfg = self.config
         t0 = time.perf_counter_ns()
         p = self.vad(w)
         self.vad_ns.append(time.perf_counter_ns() - t0)
@@ -177,6 +189,9 @@ class Listener:
                 self._windows = 0
                 self._last_partial = ""
                 self._recent.clear()
+                powers = [float(np.dot(x, x)) / len(x) for x in self._backlog]
+                self._peak = max(powers)
+                self._floor = min(powers) * 10 ** (cfg.pause_floor_db / 10) if cfg.pause_floor_db > 0 else 0.0
             return
         self._backlog.append(w)
         for _ in range(min(len(self._backlog), self.config.catch_up)):
@@ -188,6 +203,10 @@ class Listener:
             self._close(t_cap, events)
         elif self.config.partials and self._windows % self.config.partial_every == 0:
             pausing = self.endpointer.pausing
+            if self._drop or self._floor:
+                power = float(np.dot(w, w)) / len(w)
+                self._peak = max(self._peak, power)
+                pausing = pausing or power < max(self._peak * self._drop, self._floor)
             hyp = self.recognizer.partial(pausing=pausing)
             self._recent.append(tuple(hyp.text.split()) if hyp is not None else ())
             need = min(self.config.pause_stable_partials, self.config.stable_partials) if pausing \

@@ -71,7 +71,7 @@ class WhisperConfig:
     trust_pause: bool = True
     trust_logprob: float = -0.4
     window_s: float = 4.0
-    prompt: str = "list"
+    prompt: str = "words"
     beam_size: int = 1
     repetition_penalty: float = 1.3
     tokens_per_s: float = 6.0
@@ -95,6 +95,11 @@ class WhisperConfig:
     # tiny.en starts the transcript over or gives up on it (empty, rejected transcripts); wide-tune
     # streaming: 2 s found every keyword in 65% of command clips, 1 s in 61%, for ~6 ms more encoding
     pad_silence_s: float = 2.0
+    # n-best rescoring toward the vocabulary: a beam search keeps ``nbest`` hypotheses and the one
+    # with the best average log-probability plus ``keyword_bonus`` per dictionary form it holds
+    # wins (1: greedy, the single best only)
+    nbest: int = 3
+    keyword_bonus: float = 0.3
 
 
 def whisper_model_path() -> Path:
@@ -202,6 +207,7 @@ class WhisperRecognizer:
             phrases = list(dict.fromkeys(getattr(k, "word", f) for f, k in forms.items()))
         else:
             phrases = list(forms)
+        self._form_set = {str(f).lower() for f in forms}
         path = Path(model_path) if model_path is not None else whisper_model_path()
         if model_path is not None and not (path / "model.bin").is_file():
             raise RecognizerError(f"no Whisper model in {path}: model.bin missing (expected a CTranslate2 "
@@ -319,14 +325,29 @@ class WhisperRecognizer:
         return self._decode(np.asarray(audio, dtype=np.float32))
 
     def _generate(self, features: Any, prompt: list[int], budget: int) -> tuple[str, float, float, int]:
-        res = self._model.generate(features, [prompt], beam_size=self.config.beam_size,
-                                   repetition_penalty=self.config.repetition_penalty,
+        cfg = self.config
+        nbest = max(1, cfg.nbest) if prompt is self._prompt else 1
+        res = self._model.generate(features, [prompt], beam_size=max(cfg.beam_size, nbest), num_hypotheses=nbest,
+                                   repetition_penalty=cfg.repetition_penalty,
                                    # max_length counts the prompt's tokens as well as the generated ones
                                    max_length=len(prompt) + budget, return_scores=True,
                                    return_no_speech_prob=True, suppress_blank=True)[0]
-        ids = [t for t in res.sequences_ids[0] if t < self._eot]
-        avg = float(res.scores[0]) if res.scores else -10.0
-        return self._tok.decode(ids), avg, float(res.no_speech_prob), len(ids)
+        best, best_key = 0, -math.inf
+        texts = []
+        for i, seq in enumerate(res.sequences_ids):
+            ids = [t for t in seq if t < self._eot]
+            texts.append((self._tok.decode(ids), len(ids)))
+            score = float(res.scores[i]) if i < len(res.scores) else -10.0
+            key = score + (cfg.keyword_bonus * self._count_forms(words_of(texts[-1][0])) if nbest > 1 else 0.0)
+            if key > best_key:
+                best, best_key = i, key
+        avg = float(res.scores[best]) if best < len(res.scores) else -10.0
+        return texts[best][0], avg, float(res.no_speech_prob), texts[best][1]
+
+    def _count_forms(self, words: list[str]) -> int:
+        """How many dictionary forms (one or two words) a hypothesis holds."""
+        n = sum(w in self._form_set for w in words)
+        return n + sum(f"{a} {b}" in self._form_set for a, b in zip(words, words[1:]))
 
     def _decode(self, audio: npt.NDArray[np.float32]) -> Decoded:
         cfg = self.config
