@@ -277,3 +277,60 @@ def test_bench_listen_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture
     assert set(res["recognizers"]) == {"pocketsphinx", "whisper"}
     assert res["recognizers"]["whisper"]["decode_ms"]["le4s_n"] > 0
     assert [c["file"] for c in res["recognizers"]["whisper"]["clips"]] == [str(WIDE / r["file"]) for r in rows]
+
+
+def test_n_best_rescoring_hears_keywords_the_single_best_misses(vocab) -> None:  # type: ignore[no-untyped-def]
+    """Committed clips tiny.en's single best mishears ("join it to", "make it there"): among the
+    three best, one holds the keyword and scores within the bonus of the first."""
+    rows = {r["file"]: r for r in manifest()}
+    wide = {r["file"]: r for r in wide_manifest()}
+    clips = [(SPEECH, rows["test_0016.wav"]), (SPEECH, rows["test_0019.wav"]), (WIDE, wide["wide-test_0007.wav"])]
+    rescored = WhisperRecognizer(vocab.forms)  # the default: 3 hypotheses, +0.3 per form
+    greedy = WhisperRecognizer(vocab.forms, WhisperConfig(nbest=1))
+    found = {}
+    for name, rec in (("rescored", rescored), ("greedy", greedy)):
+        found[name] = []
+        for folder, r in clips:
+            audio = read(folder / r["file"])
+            a, b = int((r["speech_start_s"] - 0.3) * RATE), int((r["speech_end_s"] + 0.3) * RATE)
+            words = " ".join(rec.transcribe(audio[max(0, a) : b]).words)
+            found[name].append({k.word for k in vocab.match(words)} >= set(r["expect"]))
+    assert all(found["rescored"]), found
+    assert sum(found["greedy"]) < len(clips), found  # the rescoring's doing, not the clips'
+
+
+def test_energy_pauses_bring_intents_forward_in_steady_noise(whisper, vocab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """In pink noise at 15 dB the VAD hears the voice stop a few windows late; the energy falling
+    back to the noise floor heard before the utterance starts the pause decode sooner. Offsets are
+    on the audio clock: the same clips give the same figures on any machine."""
+    from dataclasses import replace
+
+    now = listener_defaults("whisper")
+    assert now.pause_floor_db > 0 and now.pause_drop_db > 0
+    before = replace(now, pause_floor_db=0.0, pause_drop_db=0.0)
+    rng = np.random.default_rng(1)
+    earlier = later = gain = 0
+    for r in [r for r in wide_manifest() if r["expect"] and r["condition"] == "clean"]:
+        audio = read(WIDE / r["file"])
+        speech = audio[int(r["speech_start_s"] * RATE) : int(r["speech_end_s"] * RATE)]
+        spec = np.fft.rfft(rng.standard_normal(len(audio)))
+        f = np.arange(len(spec), dtype=np.float64)
+        f[0] = 1.0
+        pink = np.fft.irfft(spec / np.sqrt(f), len(audio))
+        noisy = audio + pink / pink.std() * np.sqrt(np.mean(speech**2) / 10 ** 1.5)
+        path = tmp_path / r["file"]
+        sf.write(path, noisy.astype(np.float32), RATE)
+        at = []
+        for config in (before, now):
+            listener, tracker, first = Listener(whisper, config=config), IntentTracker(vocab), None
+            for e in listener.run(FileSource(path, realtime=False)):
+                if isinstance(e, (TranscriptPartial, TranscriptFinal)):
+                    it = (tracker.partial if isinstance(e, TranscriptPartial) else tracker.final)(e.trace_id, e.text)
+                    if it is not None and set(it.keywords) >= set(r["expect"]) and first is None:
+                        first = e.offset
+            at.append(first)
+        if None not in at:
+            earlier += at[1] < at[0]
+            later += at[1] > at[0]
+            gain += at[0] - at[1]
+    assert earlier > later and gain >= 4 * 512, (earlier, later, gain)
