@@ -17,7 +17,7 @@ from synesthesia.hearing import listener_defaults
 from synesthesia.hearing.features import HOP, N_FFT, N_MELS, log_mel, mel_filters, pad_frames
 from synesthesia.hearing.listener import Listener, TranscriptFinal, TranscriptPartial
 from synesthesia.hearing.sources import FileSource
-from synesthesia.hearing.whisper import MODEL_ENV, WhisperConfig, WhisperRecognizer, cut_repeats
+from synesthesia.hearing.whisper import MODEL_ENV, WhisperConfig, WhisperRecognizer, agree, cut_repeats
 from synesthesia.intent import IntentTracker, load_vocabulary
 
 SPEECH = Path(__file__).parent / "data" / "speech"
@@ -334,3 +334,16 @@ def test_energy_pauses_bring_intents_forward_in_steady_noise(whisper, vocab, tmp
             later += at[1] > at[0]
             gain += at[0] - at[1]
     assert earlier > later and gain >= 4 * 512, (earlier, later, gain)
+
+
+def test_a_form_that_may_begin_a_longer_word_waits_for_the_word_after_it(whisper) -> None:  # type: ignore[no-untyped-def]
+    heads = whisper._heads
+    assert {"gold", "rain", "fire"} <= heads  # goldfish, raindrops, firewall
+    # the first decode ended on "gold", the next goes on: "gold" may be "goldfish"
+    assert agree("the gold".split(), "the gold fish needs".split(), heads) == ["the"]
+    assert agree("the gold fish needs".split(), "the gold fish needs a".split(), heads) == "the gold fish needs".split()
+    # a word no longer word begins with, or one both decodes end on, is agreed at once
+    assert agree("make it".split(), "make it rain".split(), heads) == ["make", "it"]
+    assert agree("make it rain".split(), "make it rain".split(), heads) == "make it rain".split()
+    assert agree("make it gold".split(), "make it cold".split(), heads) == ["make", "it"]
+    assert agree("the gold".split(), "the gold fish".split()) == ["the", "gold"]  # without heads: plain LocalAgreement

@@ -23,7 +23,7 @@ from typing import Any
 
 from synesthesia.errors import VocabularyError
 
-__all__ = ["Keyword", "Vocabulary", "Intent", "IntentTracker", "load_vocabulary", "CATEGORY_ORDER", "TOLERANCES"]
+__all__ = ["Keyword", "Vocabulary", "Intent", "IntentTracker", "load_vocabulary", "compounds", "CATEGORY_ORDER", "TOLERANCES"]
 
 # Prompt fragments are joined in this order so "gold" + "desert" + "sunset" reads naturally.
 CATEGORY_ORDER = ("scene", "time", "weather", "effect", "colour", "tempo")
@@ -140,7 +140,7 @@ class Vocabulary:
         for f in singles:
             self._near.pop(f, None)
         self._singles = singles
-        self._compounds = _compounds()
+        self._compounds = compounds()
 
     def _tolerant(self, tokens: list[str], i: int) -> tuple[Keyword | None, int]:
         """The keyword the token at ``i`` (and maybe the next) makes under the tolerance rules,
@@ -270,7 +270,7 @@ def _entry(word: str, raw: Any) -> Keyword:
 _COMPOUNDS: frozenset[str] | None = None
 
 
-def _compounds() -> frozenset[str]:
+def compounds() -> frozenset[str]:
     """English words made of a keyword form and another word (data/compounds.txt), read once."""
     global _COMPOUNDS
     if _COMPOUNDS is None:

