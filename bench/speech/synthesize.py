@@ -20,7 +20,9 @@ Three disjoint splits, so accuracy is reported on speech that was not tuned on:
 
 The wide splits (wide-tune, wide-heldout, wide-test; see WIDE_SPLITS below) add more
 synthesizers, variants, pitches, 1.12x speed and three kinds of noise; they also need Debian's
-`freetts` (and java).
+`freetts` (and java). The voices splits (voices-tune, voices-heldout) are the same sentences and
+conditions spoken by Debian's flite and festival voices (`flite festival festvox-us-slt-hts
+festvox-kallpc16k`).
 """
 
 from __future__ import annotations
