@@ -336,14 +336,18 @@ def test_energy_pauses_bring_intents_forward_in_steady_noise(whisper, vocab, tmp
     assert earlier > later and gain >= 4 * 512, (earlier, later, gain)
 
 
-def test_a_form_that_may_begin_a_longer_word_waits_for_the_word_after_it(whisper) -> None:  # type: ignore[no-untyped-def]
-    heads = whisper._heads
-    assert {"gold", "rain", "fire"} <= heads  # goldfish, raindrops, firewall
-    # the first decode ended on "gold", the next goes on: "gold" may be "goldfish"
-    assert agree("the gold".split(), "the gold fish needs".split(), heads) == ["the"]
-    assert agree("the gold fish needs".split(), "the gold fish needs a".split(), heads) == "the gold fish needs".split()
-    # a word no longer word begins with, or one both decodes end on, is agreed at once
-    assert agree("make it".split(), "make it rain".split(), heads) == ["make", "it"]
-    assert agree("make it rain".split(), "make it rain".split(), heads) == "make it rain".split()
-    assert agree("make it gold".split(), "make it cold".split(), heads) == ["make", "it"]
-    assert agree("the gold".split(), "the gold fish".split()) == ["the", "gold"]  # without heads: plain LocalAgreement
+def test_a_word_that_may_begin_a_compound_waits_for_the_word_after_it() -> None:
+    from synesthesia.intent import compounds
+
+    joined = compounds()
+    assert {"goldfish", "raindrop", "firewall"} <= joined
+    # the first decode ended on "gold", the next goes on with "fish": goldfish, so "gold" waits
+    assert agree("the gold".split(), "the gold fish needs".split(), joined) == ["the"]
+    assert agree("the gold fish needs".split(), "the gold fish needs a".split(), joined) == "the gold fish needs".split()
+    assert agree("a rain".split(), "a rain drop hit".split(), joined) == ["a"]
+    # a word the next one makes no compound with is agreed at once, as is one both decodes end on
+    assert agree("mountains".split(), "mountains please".split(), joined) == ["mountains"]
+    assert agree("make it".split(), "make it rain".split(), joined) == ["make", "it"]
+    assert agree("make it rain".split(), "make it rain".split(), joined) == "make it rain".split()
+    assert agree("make it gold".split(), "make it cold".split(), joined) == ["make", "it"]
+    assert agree("the gold".split(), "the gold fish".split()) == ["the", "gold"]  # plain LocalAgreement

