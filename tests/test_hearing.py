@@ -336,6 +336,29 @@ def test_bench_listen_cli(tmp_path: Path) -> None:
     assert main(["bench", "listen", "--manifest", str(tmp_path / "missing.jsonl")]) == 1
 
 
+def test_bench_listen_measures_latency_from_the_last_keywords_end_when_the_manifest_has_it(tmp_path: Path) -> None:
+    """`keyword_end_s` (the acoustic end of the command's last keyword, before words that follow
+    it: "mountains please") moves the latency's origin by exactly the gap to the end of speech."""
+    from synesthesia.cli import main
+
+    rows = [r for r in manifest() if r["expect"] and r.get("speech_end_s") is not None][:2]
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps({"file": str(SPEECH / r["file"]), "expect": r["expect"],
+                                     "speech_end_s": r["speech_end_s"],
+                                     "keyword_end_s": round(r["speech_end_s"] - 0.25 * i, 4)}) + "\n"
+                         for i, r in enumerate(rows)))
+    out = tmp_path / "r.json"
+    assert main(["bench", "listen", "--manifest", str(m), "--json", str(out), "--quiet",
+                 "--recognizer", "pocketsphinx"]) == 0
+    res = json.loads(out.read_text())
+    heard = [c for c in res["clips"] if c["latency_ms"] is not None]
+    assert heard, res["clips"]
+    for i, c in enumerate(res["clips"]):
+        if c["latency_ms"] is not None:
+            assert c["keyword_latency_ms"] == pytest.approx(c["latency_ms"] + 250 * i, abs=0.2)
+    assert res["keyword_latency_ms"]["n"] == len(heard)
+
+
 def test_bench_listen_settings() -> None:
     from synesthesia.cli.bench_listen import parse_settings
     from synesthesia.errors import SynesthesiaError

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -487,11 +488,57 @@ def build_wide(split: str, out: Path) -> None:
     print(f"{split}: {len(rows)} clips in {out}")
 
 
+def keyword_end(text: str, voice: str, speed: int, tmp: Path, tempo: float, vocabulary: Any) -> float | None:
+    """Seconds from the start of the spoken ``text`` to the end of its last keyword, when words
+    follow it ("mountains please"); None when the keyword ends the sentence. Estimated as the
+    sentence's duration less that of the words after the keyword spoken alone: a word said on
+    its own is drawn out, so the estimate errs early, which makes latency from it read longer."""
+    words = text.split()
+    want = {k.word for k in vocabulary.match(text)}
+    cut = next((k for k in range(1, len(words) + 1) if {w.word for w in vocabulary.match(" ".join(words[:k]))} >= want),
+               len(words))
+    if not want or cut == len(words):
+        return None
+    whole = len(speak_wide(text, voice, speed, tmp, tempo))
+    after = len(speak_wide(" ".join(words[cut:]), voice, speed, tmp, tempo))
+    return max(0.0, (whole - after) / RATE)
+
+
+def add_keyword_ends(manifest: Path) -> None:
+    """Adds ``keyword_end_s`` to a wide or voices manifest's command clips (`bench listen`
+    measures the latency from it as well as from the end of speech)."""
+    from synesthesia.intent import load_vocabulary
+
+    vocabulary = load_vocabulary()
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    done: dict[tuple[str, str, int, float], float | None] = {}
+    with tempfile.TemporaryDirectory() as td:
+        for r in rows:
+            if not r["expect"] or r.get("speech_start_s") is None:
+                continue
+            tempo = 1.12 if r["condition"].startswith("fast") else 1.0
+            key = (r["text"], r["voice"], r["speed"], tempo)
+            if key not in done:
+                done[key] = keyword_end(r["text"], r["voice"], r["speed"], Path(td), tempo, vocabulary)
+            after = done[key]
+            r["keyword_end_s"] = r["speech_end_s"] if after is None else round(r["speech_start_s"] + after, 4)
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(f"{manifest}: keyword_end_s on {sum('keyword_end_s' in r for r in rows)} clips "
+          f"({sum(1 for r in rows if 'keyword_end_s' in r and r['keyword_end_s'] != r['speech_end_s'])} before the end of speech)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", choices=sorted(SPLITS) + sorted(WIDE_SPLITS), required=True)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--split", choices=sorted(SPLITS) + sorted(WIDE_SPLITS))
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--keyword-ends", type=Path, metavar="MANIFEST",
+                    help="add keyword_end_s to an existing wide or voices manifest (same tools as its split)")
     args = ap.parse_args()
+    if args.keyword_ends is not None:
+        add_keyword_ends(args.keyword_ends)
+        return 0
+    if args.split is None or args.out is None:
+        ap.error("--split and --out are required (or --keyword-ends MANIFEST)")
     for tool in ("espeak-ng", "sox"):
         if shutil.which(tool) is None:
             print(f"{tool} not found: apt-get install espeak-ng sox", file=sys.stderr)
@@ -504,6 +551,7 @@ def main() -> int:
                 print(f"{tool} not found: apt-get install {package}", file=sys.stderr)
                 return 1
         build_wide(args.split, args.out)
+        add_keyword_ends(args.out / "manifest.jsonl")
     else:
         build(args.split, args.out)
     return 0

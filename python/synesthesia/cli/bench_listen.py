@@ -128,7 +128,8 @@ def main(args: argparse.Namespace) -> int:
         def figures(name: str) -> dict[str, Any]:
             return {"recognizer": name, **summaries[name],
                     "clips": [{"file": r.file, "expect": list(r.expect), "keywords": list(r.keywords),
-                               "latency_ms": r.latency_ms, "condition": r.condition,
+                               "latency_ms": r.latency_ms, "keyword_latency_ms": r.keyword_latency_ms,
+                               "condition": r.condition,
                                "published": list(r.early_keywords), "transcript": r.transcript}
                               for r in per_clip[name]]}
 

@@ -43,6 +43,7 @@ class Clip:
     speech_end_s: float | None = None
     snr_db: float | None = None
     condition: str | None = None  # the manifest's own label ("fast 1.12x", "noise 10 dB", ...)
+    keyword_end_s: float | None = None  # acoustic end of the command's last keyword, when known
 
 
 @dataclass
@@ -54,6 +55,7 @@ class ClipResult:
     condition: str
     early_keywords: tuple[str, ...] = ()  # published by some intent, final or not
     transcript: str = ""
+    keyword_latency_ms: float | None = None  # from the end of the last keyword (keyword_end_s)
 
 
 def read_manifest(path: str | Path, vocabulary: Vocabulary | None = None) -> list[Clip]:
@@ -75,11 +77,12 @@ def read_manifest(path: str | Path, vocabulary: Vocabulary | None = None) -> lis
             unknown = [w for w in expect if w not in vocabulary.keywords]
             if unknown:
                 raise AudioSourceError(f"{p}:{n}: expected keywords {unknown} are not canonical dictionary words")
-        end = obj.get("speech_end_s")
+        end, kw_end = obj.get("speech_end_s"), obj.get("keyword_end_s")
         cond = obj.get("condition")
         clips.append(Clip((p.parent / file), file, tuple(expect),
                           float(end) if end is not None else None, obj.get("snr_db"),
-                          str(cond) if cond is not None else None))
+                          str(cond) if cond is not None else None,
+                          float(kw_end) if kw_end is not None else None))
     if not clips:
         raise AudioSourceError(f"{p}: no clips")
     return clips
@@ -164,12 +167,14 @@ def evaluate(clips: list[Clip], listener: Listener, vocabulary: Vocabulary,
         timing.vad_ms.extend(v / 1e6 for v in listener.vad_ns)
 
         keywords = final.keywords if final else ()
-        latency = None
+        latency = kw_latency = None
         if keywords and end_s is not None:
             latency = round(max(first_pub[k] for k in keywords) - end_s * 1000, 1)
+        if keywords and clip.keyword_end_s is not None:
+            kw_latency = round(max(first_pub[k] for k in keywords) - clip.keyword_end_s * 1000, 1)
         results.append(ClipResult(clip.file, clip.expect, keywords, latency,
                                   clip.condition or ("clean" if clip.snr_db is None else f"snr {clip.snr_db:g} dB"),
-                                  tuple(first_pub), transcript))
+                                  tuple(first_pub), transcript, kw_latency))
         if progress:
             progress(i + 1, len(clips))
     timing.cpu_s = time.process_time() - cpu0
@@ -198,6 +203,7 @@ def summarize(results: list[ClipResult], timing: _Timing) -> dict[str, Any]:
         }
 
     lat = [r.latency_ms for r in results if r.latency_ms is not None]
+    kw_lat = [r.keyword_latency_ms for r in results if r.keyword_latency_ms is not None]
     by_condition = {c: accuracy([r for r in results if r.condition == c])
                     for c in sorted({r.condition for r in results})}
     return {
@@ -205,6 +211,7 @@ def summarize(results: list[ClipResult], timing: _Timing) -> dict[str, Any]:
         "overall": accuracy(results),
         "by_condition": by_condition,
         "latency_ms": {"p50": _pct(lat, 50), "p95": _pct(lat, 95), "n": len(lat)},
+        "keyword_latency_ms": {"p50": _pct(kw_lat, 50), "p95": _pct(kw_lat, 95), "n": len(kw_lat)},
         "chunk_ms": {"p50": _pct(timing.chunk_ms, 50), "p99": _pct(timing.chunk_ms, 99), "n": len(timing.chunk_ms)},
         "vad_window_ms": {"p50": _pct(timing.vad_ms, 50), "p99": _pct(timing.vad_ms, 99)},
         "nlp_ms": {"p50": _pct(timing.nlp_ms, 50), "p99": _pct(timing.nlp_ms, 99), "n": len(timing.nlp_ms)},
@@ -253,6 +260,10 @@ def format_side_by_side(summaries: dict[str, dict[str, Any]]) -> str:
 
     row("end of speech -> intent p50 / p95 (ms)",
         lambda s: f"{_fmt(s['latency_ms']['p50'])} / {_fmt(s['latency_ms']['p95'])} (n={s['latency_ms']['n']})")
+    if any(s.get("keyword_latency_ms", {}).get("n") for s in summaries.values()):
+        row("end of the last keyword -> intent p50 / p95 (ms)",
+            lambda s: f"{_fmt(s['keyword_latency_ms']['p50'])} / {_fmt(s['keyword_latency_ms']['p95'])} "
+            f"(n={s['keyword_latency_ms']['n']})")
     row("per 32 ms chunk p50 / p99 (ms)", lambda s: f"{_fmt(s['chunk_ms']['p50'])} / {_fmt(s['chunk_ms']['p99'])}")
     row("one decode of <= 4 s, wall p50 / p99 (ms)",
         lambda s: f"{_fmt(s['decode_ms']['le4s_p50'])} / {_fmt(s['decode_ms']['le4s_p99'])} (n={s['decode_ms']['le4s_n']})"
@@ -283,6 +294,9 @@ def format_table(summary: dict[str, Any]) -> str:
         f"| timing | p50 | p95/p99 |",
         "|---|---|---|",
         f"| end of speech -> intent (ms, n={s['latency_ms']['n']}) | {_fmt(s['latency_ms']['p50'])} | p95 {_fmt(s['latency_ms']['p95'])} |",
+        *([f"| end of the last keyword -> intent (ms, n={s['keyword_latency_ms']['n']}) "
+           f"| {_fmt(s['keyword_latency_ms']['p50'])} | p95 {_fmt(s['keyword_latency_ms']['p95'])} |"]
+          if s["keyword_latency_ms"]["n"] else []),
         f"| per 32 ms chunk: VAD + recognizer + NLP (ms) | {_fmt(s['chunk_ms']['p50'])} | p99 {_fmt(s['chunk_ms']['p99'])} |",
         f"| VAD per 512-sample window (ms) | {_fmt(s['vad_window_ms']['p50'])} | p99 {_fmt(s['vad_window_ms']['p99'])} |",
         f"| NLP per transcript (ms) | {_fmt(s['nlp_ms']['p50'])} | p99 {_fmt(s['nlp_ms']['p99'])} |",
