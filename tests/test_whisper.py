@@ -17,7 +17,7 @@ from synesthesia.hearing import listener_defaults
 from synesthesia.hearing.features import HOP, N_FFT, N_MELS, log_mel, mel_filters, pad_frames
 from synesthesia.hearing.listener import Listener, TranscriptFinal, TranscriptPartial
 from synesthesia.hearing.sources import FileSource
-from synesthesia.hearing.whisper import MODEL_ENV, WhisperConfig, WhisperRecognizer, agree, cut_repeats
+from synesthesia.hearing.whisper import MODEL_ENV, WhisperConfig, WhisperRecognizer, agree, agree_any, cut_repeats
 from synesthesia.intent import IntentTracker, load_vocabulary
 
 SPEECH = Path(__file__).parent / "data" / "speech"
@@ -351,3 +351,11 @@ def test_a_word_that_may_begin_a_compound_waits_for_the_word_after_it() -> None:
     assert agree("make it rain".split(), "make it rain".split(), joined) == "make it rain".split()
     assert agree("make it gold".split(), "make it cold".split(), joined) == ["make", "it"]
     assert agree("the gold".split(), "the gold fish".split()) == ["the", "gold"]  # plain LocalAgreement
+
+
+def test_words_agree_with_any_recent_decode_so_one_astray_does_not_hold_them_back() -> None:
+    # between "a storm" and "a storm please", tiny.en once heard "storm a storm"
+    history = ["a storm".split(), "storm a storm".split()]
+    assert agree_any(history, "a storm please".split()) == ["a", "storm"]
+    assert agree("storm a storm".split(), "a storm please".split()) == []  # consecutive only: nothing
+    assert agree_any([], "a storm".split()) == []

