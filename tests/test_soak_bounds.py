@@ -125,3 +125,75 @@ def test_jpeg_encoder_cache_stays_small_as_quality_wanders() -> None:
         record = loop.encode(frame, FrameMeta(i, (), {}))
         assert record.quality == quality
     assert len(loop._encoders) <= 8
+
+
+def test_viewer_timing_histories_cost_their_size_from_the_first_frame() -> None:
+    from synesthesia.stream.server import NsRing
+
+    ring = NsRing(1024)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(3000):  # a viewer acknowledging frames for two minutes
+            ring.append(40_000_000 + i)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # A deque of ints grew ~40 KB over its first 1024 entries, so a fresh serve process kept
+    # growing for as long as its viewers took to fill theirs.
+    assert grown < 2048, f"{grown} bytes grown after the buffer was made"
+    values = np.asarray(ring)
+    assert len(ring) == 1024 and values.dtype == np.int64
+    assert values[0] == 40_000_000 + 3000 - 1024 and values[-1] == 40_000_000 + 2999  # oldest first
+    ring.clear()
+    assert not ring and np.asarray(ring).size == 0
+
+
+_HEAP_BURSTS = """
+import json, sys, threading
+from synesthesia.bench.soak import proc_sample
+from synesthesia.stages.host import keep_heap
+
+if sys.argv[1] == "keep":
+    assert keep_heap()
+anon = lambda: proc_sample(__import__("os").getpid())[2]
+out = {}
+
+def bursts():  # in a thread of its own, like a recognizer's worker: its own malloc arena
+    out["base"] = anon()
+    for i in range(2):
+        blocks = [bytes([1]) * (256 << 10) for _ in range(64)]  # 16 MiB written
+        out[f"peak{i}"] = anon()
+        del blocks
+        out[f"after{i}"] = anon()
+
+t = threading.Thread(target=bursts)
+t.start()
+t.join()
+print(json.dumps(out))
+"""
+
+
+def _heap_bursts(mode: str) -> dict[str, float]:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _HEAP_BURSTS, mode], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return {k: float(v) for k, v in json.loads(done.stdout).items()}
+
+
+def test_stage_processes_keep_the_heap_they_grew() -> None:
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the allocator settings are glibc's")
+    # glibc by default: a burst freed goes back to the kernel, so RSS follows where the last big
+    # buffers landed (the listen stage's 2-3 MiB swings between utterances).
+    plain = _heap_bursts("plain")
+    assert plain["after1"] - plain["base"] < 0.5 * (plain["peak1"] - plain["base"]), plain
+    # A stage process keeps it: freeing does not shrink it and the same burst again reuses it.
+    kept = _heap_bursts("keep")
+    assert kept["peak0"] - kept["base"] > 14, kept
+    assert kept["after0"] > kept["peak0"] - 1 and kept["after1"] > kept["peak1"] - 1, kept
+    assert kept["peak1"] - kept["peak0"] < 1, kept
