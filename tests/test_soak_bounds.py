@@ -150,26 +150,26 @@ def test_viewer_timing_histories_cost_their_size_from_the_first_frame() -> None:
 
 
 _HEAP_BURSTS = """
-import json, sys, threading
+import json, os, sys, threading
 from synesthesia.bench.soak import proc_sample
 from synesthesia.stages.host import keep_heap
 
 if sys.argv[1] == "keep":
     assert keep_heap()
-anon = lambda: proc_sample(__import__("os").getpid())[2]
-out = {}
+anon = lambda: proc_sample(os.getpid())[2]
+out = {"base": anon()}
 
-def bursts():  # in a thread of its own, like a recognizer's worker: its own malloc arena
-    out["base"] = anon()
-    for i in range(2):
-        blocks = [bytes([1]) * (256 << 10) for _ in range(64)]  # 16 MiB written
-        out[f"peak{i}"] = anon()
-        del blocks
-        out[f"after{i}"] = anon()
+def burst(i):
+    blocks = [bytes([1]) * (256 << 10) for _ in range(64)]  # 16 MiB written
+    out[f"peak{i}"] = anon()
+    del blocks
+    out[f"after{i}"] = anon()
 
-t = threading.Thread(target=bursts)
+# The first burst in a thread of its own (like a recognizer's worker), the second in the main one.
+t = threading.Thread(target=burst, args=(0,))
 t.start()
 t.join()
+burst(1)
 print(json.dumps(out))
 """
 
@@ -192,8 +192,45 @@ def test_stage_processes_keep_the_heap_they_grew() -> None:
     # buffers landed (the listen stage's 2-3 MiB swings between utterances).
     plain = _heap_bursts("plain")
     assert plain["after1"] - plain["base"] < 0.5 * (plain["peak1"] - plain["base"]), plain
-    # A stage process keeps it: freeing does not shrink it and the same burst again reuses it.
+    # A stage process keeps it: freeing does not shrink it, and the same burst again reuses it,
+    # from any thread (one heap for all, not one per thread that only its own thread reuses).
     kept = _heap_bursts("keep")
     assert kept["peak0"] - kept["base"] > 14, kept
     assert kept["after0"] > kept["peak0"] - 1 and kept["after1"] > kept["peak1"] - 1, kept
     assert kept["peak1"] - kept["peak0"] < 1, kept
+
+
+_DECODES_AFTER_WARM_UP = """
+import json, os, sys
+from importlib import resources
+from synesthesia.bench.soak import proc_sample
+from synesthesia.hearing.sources import read_audio
+from synesthesia.hearing.whisper import WhisperRecognizer
+from synesthesia.stages.host import keep_heap
+from synesthesia.stages.listen import warm_up
+
+keep_heap()  # as in every stage process
+anon = lambda: proc_sample(os.getpid())[2]
+speech = read_audio(resources.files("synesthesia.data").joinpath("demo.flac"))
+rec = WhisperRecognizer(["ocean", "forest", "storm", "stars", "fire", "city", "purple", "day", "calm"])
+if sys.argv[1] == "warm":
+    warm_up(rec)
+    assert not rec.finish().text  # nothing left open
+out = [anon()]
+for a, b in ((5, 6), (9, 10.5), (20, 24), (25, 29), (36, 40), (41, 45)):  # none of the warm-up's audio
+    rec.transcribe(speech[int(a * 16000):int(b * 16000)])
+    out.append(anon())
+print(json.dumps(out))
+"""
+
+
+def test_listen_stage_warm_up_grows_the_recognizer_to_its_longest_decode_at_start() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _DECODES_AFTER_WARM_UP, "warm"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    rss = json.loads(done.stdout)
+    # Without the warm-up the first utterances of up to 4 s grew it by 3-5 MiB, in steps.
+    assert max(rss) - rss[0] < 0.5, f"RssAnon MiB after warm-up, then after each decode: {rss}"
