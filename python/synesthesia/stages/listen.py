@@ -42,12 +42,13 @@ WARM_UP_S = 4.0
 
 
 def warm_up(recognizer: Recognizer, seconds: float = WARM_UP_S) -> None:
-    """Decode six utterances of the bundled spoken demo, each as long as the most audio any one
-    decode sees, before the first real utterance, then forget them. A decode's buffers grow
-    with its audio and the heap is kept (:func:`synesthesia.stages.host.keep_heap`): without
-    this, a stage grew by ~9 MiB in steps after its first decode as utterances longer than any
-    before came in (in the soak, a restarted stage minutes into its life), and the first of
-    them paid for the page faults in its latency; after it, by 2-4 MiB. Costs ~0.5 s at start."""
+    """Decode eight utterances of the bundled spoken demo, two of each length from the most
+    audio any one decode sees down to 1 s, before the first real utterance, then forget them.
+    A decode's buffers grow with its audio and the heap is kept
+    (:func:`synesthesia.stages.host.keep_heap`): without this, a stage grew by ~9 MiB in steps
+    after its first decode as utterances longer than any before came in (in the soak, a
+    restarted stage minutes into its life), and the first of them paid for the page faults in
+    its latency; after it, by 2-4 MiB. Costs ~0.5 s at start."""
     from importlib import resources
 
     from synesthesia.hearing.sources import read_audio
