@@ -1,6 +1,9 @@
 """What the soak found growing, kept bounded: the listen stage's per-window VAD timings and
 Whisper's decode records (kept for the bench), and the viewer server's state per client, which
-must all go when the clients go, however many come and leave."""
+must all go when the clients go, however many come and leave; and what made a fresh stage
+process grow for minutes after its start: viewer timing histories filling one object at a time,
+an allocator that hands memory back and takes it again per thread, and recognizer buffers that
+grew with each utterance longer than any before."""
 
 from __future__ import annotations
 
@@ -125,3 +128,115 @@ def test_jpeg_encoder_cache_stays_small_as_quality_wanders() -> None:
         record = loop.encode(frame, FrameMeta(i, (), {}))
         assert record.quality == quality
     assert len(loop._encoders) <= 8
+
+
+def test_viewer_timing_histories_cost_their_size_from_the_first_frame() -> None:
+    from synesthesia.stream.server import NsRing
+
+    ring = NsRing(1024)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(3000):  # a viewer acknowledging frames for two minutes
+            ring.append(40_000_000 + i)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # A deque of ints grew ~40 KB over its first 1024 entries, so a fresh serve process kept
+    # growing for as long as its viewers took to fill theirs.
+    assert grown < 2048, f"{grown} bytes grown after the buffer was made"
+    values = np.asarray(ring)
+    assert len(ring) == 1024 and values.dtype == np.int64
+    assert values[0] == 40_000_000 + 3000 - 1024 and values[-1] == 40_000_000 + 2999  # oldest first
+    ring.clear()
+    assert not ring and np.asarray(ring).size == 0
+
+
+_HEAP_BURSTS = """
+import json, os, sys, threading
+from synesthesia.bench.soak import proc_sample
+from synesthesia.stages.host import keep_heap
+
+if sys.argv[1] == "keep":
+    assert keep_heap()
+anon = lambda: proc_sample(os.getpid())[2]
+out = {"base": anon()}
+
+def burst(i):
+    blocks = [bytes([1]) * (256 << 10) for _ in range(64)]  # 16 MiB written
+    out[f"peak{i}"] = anon()
+    del blocks
+    out[f"after{i}"] = anon()
+
+def worker():  # a thread of its own, like a recognizer's: its own malloc arena
+    burst(0)
+    burst(1)
+
+t = threading.Thread(target=worker)
+t.start()
+t.join()
+print(json.dumps(out))
+"""
+
+
+def _heap_bursts(mode: str) -> dict[str, float]:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _HEAP_BURSTS, mode], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return {k: float(v) for k, v in json.loads(done.stdout).items()}
+
+
+def test_stage_processes_keep_the_heap_they_grew() -> None:
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the allocator settings are glibc's")
+    # glibc by default: a burst freed goes back to the kernel, so RSS follows where the last big
+    # buffers landed (the listen stage's 2-3 MiB swings between utterances).
+    plain = _heap_bursts("plain")
+    assert plain["after1"] - plain["base"] < 0.5 * (plain["peak1"] - plain["base"]), plain
+    # A stage process keeps it: freeing does not shrink it and the same burst again reuses it.
+    kept = _heap_bursts("keep")
+    assert kept["peak0"] - kept["base"] > 14, kept
+    assert kept["after0"] > kept["peak0"] - 1 and kept["after1"] > kept["peak1"] - 1, kept
+    assert kept["peak1"] - kept["peak0"] < 1, kept
+
+
+_DECODES_AFTER_WARM_UP = """
+import json, os, sys
+from importlib import resources
+from synesthesia.bench.soak import proc_sample
+from synesthesia.hearing.sources import read_audio
+from synesthesia.hearing.whisper import WhisperRecognizer
+from synesthesia.stages.host import keep_heap
+from synesthesia.stages.listen import warm_up
+
+keep_heap()  # as in every stage process
+anon = lambda: proc_sample(os.getpid())[2]
+speech = read_audio(resources.files("synesthesia.data").joinpath("demo.flac"))
+rec = WhisperRecognizer(["ocean", "forest", "storm", "stars", "fire", "city", "purple", "day", "calm"])
+if sys.argv[1] == "warm":
+    warm_up(rec)
+    assert not rec.finish().text  # nothing left open
+out = [anon()]
+for a, b in ((5, 6), (9, 10.5), (20, 24), (25, 29), (36, 40), (41, 45)):  # none of the warm-up's audio
+    rec.transcribe(speech[int(a * 16000):int(b * 16000)])
+    out.append(anon())
+print(json.dumps(out))
+"""
+
+
+def test_listen_stage_warm_up_grows_the_recognizer_to_its_longest_decode_at_start() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _DECODES_AFTER_WARM_UP, "warm"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    rss = json.loads(done.stdout)
+    # Without the warm-up these six utterances grew a fresh recognizer by ~20 MiB, ~9 of them
+    # after its first decode; after it, by 2-4 MiB (which of its threads' heaps a buffer lands in
+    # varies from run to run).
+    assert max(rss) - rss[0] < 6, f"RssAnon MiB after warm-up, then after each decode: {rss}"

@@ -28,9 +28,14 @@ from synesthesia.messages import Heartbeat, LogLine, Message
 from synesthesia.ratelimit import RepeatFilter
 from synesthesia.settings import Settings
 
-__all__ = ["StageContext", "main", "FATAL_EXIT"]
+__all__ = ["StageContext", "main", "FATAL_EXIT", "keep_heap"]
 
 _PR_SET_PDEATHSIG = 1
+# mallopt parameters (glibc's malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+#: The largest mmap threshold glibc accepts on 64-bit: blocks under it come from the heap.
+_MMAP_THRESHOLD_MAX = 32 << 20
 #: The exit code of a stage that raised `StageFatalError`: the supervisor does not restart it
 #: and ends the run (EX_CONFIG from sysexits.h).
 FATAL_EXIT = 78
@@ -103,6 +108,33 @@ def _die_with_parent() -> None:
         pass
 
 
+def keep_heap() -> bool:
+    """Make glibc's allocator keep the heaps this process grew: freed memory is not trimmed back
+    to the kernel, and blocks up to 32 MiB come from the heap instead of from mappings of their
+    own. Called first thing in every stage process; False where the C library has no
+    ``mallopt`` (not glibc).
+
+    By default glibc hands memory back from the top of a heap once enough is free there, and
+    moves that threshold as it sees big blocks come and go. The listen stage's RSS then followed
+    where its recognizer's last buffers happened to land: it grew and shrank by 2-3 MiB from one
+    utterance to the next for minutes, which the soak read as growth (or shrinking). Kept, a
+    heap is as big as the most it ever held, reached once the largest decode has run (see
+    :func:`synesthesia.stages.listen.warm_up`), and its pages are not faulted in again on every
+    decode. A leak still shows: memory in use still grows it. (One arena for all threads,
+    ``M_ARENA_MAX=1``, was tried too: the listen stage then grew 0.75 MiB a minute for as long
+    as it ran, its recognizer's big buffers and the other threads' small long-lived blocks
+    fragmenting one heap.)"""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    done = [mallopt(param, value) for param, value in (
+        (_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX), (_M_TRIM_THRESHOLD, 2**31 - 1))]
+    return all(ok == 1 for ok in done)
+
+
 def main(
     name: str,
     module: str,
@@ -111,6 +143,7 @@ def main(
     rings: dict[str, str],
     log_file: str | None = None,
 ) -> None:
+    keep_heap()
     parent = os.getppid()
     _die_with_parent()
     if os.getppid() != parent:  # the supervisor died before prctl took effect

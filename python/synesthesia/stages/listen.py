@@ -16,6 +16,7 @@ import numpy as np
 from synesthesia import shm
 from synesthesia.priority import lower_niceness
 from synesthesia.hearing import build_recognizer, listener_defaults
+from synesthesia.hearing.base import Recognizer
 from synesthesia.hearing import listener as hl
 from synesthesia.hearing.sources import AudioChunk
 from synesthesia.intent import load_vocabulary
@@ -36,6 +37,37 @@ def to_message(event: hl.Event) -> SpeechStart | SpeechEnd | TranscriptPartial |
                            t_speech_end_ns=event.t_speech_end_ns)
 
 
+#: The warm-up utterances' length: the most audio one Whisper decode sees (``window_s``).
+WARM_UP_S = 4.0
+
+
+def warm_up(recognizer: Recognizer, seconds: float = WARM_UP_S) -> None:
+    """Decode eight utterances of the bundled spoken demo, two of each length from the most
+    audio any one decode sees down to 1 s, before the first real utterance, then forget them.
+    A decode's buffers grow with its audio and the heap is kept
+    (:func:`synesthesia.stages.host.keep_heap`): without this, a stage grew by ~9 MiB in steps
+    after its first decode as utterances longer than any before came in (in the soak, a
+    restarted stage minutes into its life), and the first of them paid for the page faults in
+    its latency; after it, by 2-4 MiB. Costs ~0.5 s at start."""
+    from importlib import resources
+
+    from synesthesia.hearing.sources import read_audio
+
+    demo = read_audio(resources.files("synesthesia.data").joinpath("demo.flac"))
+    n = int(seconds * 16000)
+    # every length from a second up to the longest, twice, longest first: Whisper's buffers
+    # come in one shape per second of audio
+    lengths = [n - k * 16000 for k in range(int(seconds)) for _ in range(2)]
+    for j, length in enumerate(lengths):
+        start = j * (len(demo) - n) // len(lengths)
+        recognizer.start()
+        for i in range(start, start + length, 512):
+            recognizer.feed(demo[i:i + 512])
+        recognizer.partial()  # the whole utterance in one decode
+        recognizer.finish()
+    recognizer.new_stream()
+
+
 def listener_config(settings: Settings) -> hl.ListenerConfig:
     """The listener's tuned defaults for the recognizer with the run's settings applied
     (`listen.vad_threshold`)."""
@@ -49,6 +81,9 @@ def main(ctx: StageContext) -> None:
     cfg = ctx.settings
     vocab = load_vocabulary(cfg.nlp.vocabulary)
     recognizer = build_recognizer(vocab, recognizer=cfg.listen.recognizer, vosk_model=cfg.listen.vosk_model)
+    t0 = time.perf_counter()
+    warm_up(recognizer)
+    ctx.status.update(warm_up_ms=round((time.perf_counter() - t0) * 1e3))
     listener = hl.Listener(recognizer, config=listener_config(cfg), new_trace_id=lambda: str(new_trace_id()))
     # A new handle reads from the present on: audio captured before this process existed is stale.
     ring = shm.FrameRing.attach(ctx.rings["audio"])

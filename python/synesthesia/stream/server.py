@@ -71,7 +71,7 @@ from synesthesia.stream.ports import AudioSink, EncoderControl, Prompt, PromptSi
 from synesthesia.stream.protocol import ProtocolError, decode_client_message
 from synesthesia.stream.records import JpegRecord
 
-__all__ = ["StreamServer", "is_loopback"]
+__all__ = ["NsRing", "StreamServer", "is_loopback"]
 
 log = logging.getLogger("synesthesia.stream.server")
 log.addFilter(RepeatFilter())  # a peer sending junk must not write a line per message
@@ -105,6 +105,39 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class NsRing:
+    """The newest ``capacity`` durations (int ns), oldest first, in one buffer allocated up front.
+
+    A deque of Python ints grows an object per entry until it is full: a viewer's 1024 display
+    times took its first one to two minutes (one per acknowledged frame), so a fresh serve
+    process kept growing well past its start. This costs its whole size at once and never more.
+    Reads as an array (``np.asarray``), has a length, is false while empty."""
+
+    __slots__ = ("_buf", "_n", "_next")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity: must be at least 1, got {capacity}")
+        self._buf = np.zeros(capacity, np.int64)
+        self._n = self._next = 0
+
+    def append(self, value: int) -> None:
+        self._buf[self._next] = value
+        self._next = (self._next + 1) % len(self._buf)
+        self._n = min(self._n + 1, len(self._buf))
+
+    def clear(self) -> None:
+        self._n = self._next = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
+        cap = len(self._buf)
+        out = self._buf[:self._n].copy() if self._n < cap else np.roll(self._buf, -self._next)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
 @dataclass(eq=False)
 class _Client:
     id: str
@@ -125,10 +158,10 @@ class _Client:
     dropped: int = 0
     malformed: int = 0
     window: collections.deque[tuple[int, int]] = field(default_factory=lambda: collections.deque(maxlen=256))
-    display_ns: collections.deque[int] = field(default_factory=lambda: collections.deque(maxlen=64))
+    display_ns: NsRing = field(default_factory=lambda: NsRing(64))
     #: encoded -> the page's ack of that frame (drawn), per frame: the codec comparison's figure.
     encoded_at: collections.OrderedDict[int, int] = field(default_factory=collections.OrderedDict)
-    shown_ns: collections.deque[int] = field(default_factory=lambda: collections.deque(maxlen=1024))
+    shown_ns: NsRing = field(default_factory=lambda: NsRing(1024))
     prompt_bucket: TokenBucket | None = None
     #: monotonic time since which its socket has had bytes it did not read (0: none queued)
     stalled_since: float = 0.0
@@ -169,7 +202,7 @@ class StreamServer:
         self.refused = 0
         self.published = 0
         #: frame put on the wire: ``sent - encoded`` in ns, for the benchmark and the HUD.
-        self.wire_ns: collections.deque[int] = collections.deque(maxlen=4096)
+        self.wire_ns = NsRing(4096)
         self._encode_stats: dict[str, Any] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -449,11 +482,11 @@ class StreamServer:
             # Repeated every second: an encoder that restarted learns what the viewers need.
             self._request(keyframe=False, reason="periodic")
             now = time.monotonic_ns()
-            wire = np.asarray(self.wire_ns or [0], dtype=np.float64)[-256:] / 1e6
+            wire = (np.asarray(self.wire_ns, dtype=np.float64)[-256:] if self.wire_ns else np.zeros(1)) / 1e6
             for client in self.clients:
                 recent = [(t, n) for t, n in client.window if now - t < 2_000_000_000]
                 span = (now - recent[0][0]) / 1e9 if len(recent) > 1 else 0.0
-                disp = np.asarray(client.display_ns or [0], dtype=np.float64) / 1e6
+                disp = (np.asarray(client.display_ns, dtype=np.float64) if client.display_ns else np.zeros(1)) / 1e6
                 hud = {
                     "type": "hud",
                     "client": client.id,
