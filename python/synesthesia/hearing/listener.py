@@ -102,6 +102,11 @@ class ListenerConfig:
     pause_floor_db: float = 0.0
 
 
+def _power(w: npt.NDArray[np.float32]) -> float:
+    """A window's mean power."""
+    return float(np.dot(w, w)) / len(w)
+
+
 class Listener:
     """Feed `process` any size of 16 kHz mono float32 chunk; it returns the events due."""
 
@@ -189,7 +194,7 @@ class Listener:
                 self._windows = 0
                 self._last_partial = ""
                 self._recent.clear()
-                powers = [float(np.dot(x, x)) / len(x) for x in self._backlog]
+                powers = [_power(x) for x in self._backlog]
                 self._peak = max(powers)
                 self._floor = min(powers) * 10 ** (cfg.pause_floor_db / 10) if cfg.pause_floor_db > 0 else 0.0
             return
@@ -204,7 +209,7 @@ class Listener:
         elif self.config.partials and self._windows % self.config.partial_every == 0:
             pausing = self.endpointer.pausing
             if self._drop or self._floor:
-                power = float(np.dot(w, w)) / len(w)
+                power = _power(w)
                 self._peak = max(self._peak, power)
                 pausing = pausing or power < max(self._peak * self._drop, self._floor)
             hyp = self.recognizer.partial(pausing=pausing)

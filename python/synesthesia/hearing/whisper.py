@@ -286,7 +286,6 @@ class WhisperRecognizer:
         self._samples = self._decoded_at = 0
         self._open = self._paused = False
         self._stable: list[str] = []
-        self._last_words: list[str] = []
         self._last_conf = self._committed_conf = 0.0
         self._last: Decoded | None = None
         self._committed: list[str] = []
@@ -331,7 +330,6 @@ class WhisperRecognizer:
             if (pausing and cfg.trust_pause and d.avg_logprob >= cfg.trust_logprob
                     and len(words) > len(self._stable)):
                 self._stable = words
-            self._last_words = words
             self._last_conf = d.confidence
             self._last = d
             self._paused = pausing
@@ -438,14 +436,14 @@ class WhisperRecognizer:
         self._chunks = [audio[cut:].copy()]
         self._samples = len(self._chunks[0])
         self._decoded_at = 0
-        self._stable, self._last_words, self._last = [], [], None
+        self._stable, self._last = [], None
         self._history.clear()
 
     def _reset_utterance(self) -> None:
         self._chunks = []
         self._samples = self._decoded_at = 0
         self._open = self._paused = False
-        self._stable, self._last_words, self._last = [], [], None
+        self._stable, self._last = [], None
         self._history.clear()
         self._last_conf = self._committed_conf = 0.0
         self._committed = []
